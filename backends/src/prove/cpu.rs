@@ -1,0 +1,93 @@
+//! The CPU proving backend: our own MSM ([`super::msm`]) over arkworks' BN254 types, and
+//! arkworks' radix-2 FFT, both on rayon's thread pool.
+
+use ark_ff::{Field, Zero};
+use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
+
+use super::msm::{MsmConfig, PreparedMsm};
+use super::{Fr, G1Affine, G1Msm, G2Affine, G2Msm, Precompute, ProveBackend, ProveError, glv};
+use std::sync::Arc;
+
+/// MSM and NTT on the CPU (all rayon threads).
+#[derive(Debug, Default, Clone)]
+pub struct CpuProveBackend {
+    /// Overrides the automatic MSM configuration (benchmarks and tuning).
+    pub config_override: Option<MsmConfig>,
+}
+
+impl CpuProveBackend {
+    pub fn new() -> Self {
+        CpuProveBackend::default()
+    }
+
+    fn config(&self, n: usize, pre: Precompute) -> MsmConfig {
+        self.config_override
+            .unwrap_or_else(|| MsmConfig::for_size(n, pre == Precompute::Tables))
+    }
+
+    fn domain(n: usize) -> Result<Radix2EvaluationDomain<Fr>, ProveError> {
+        if !n.is_power_of_two() || n.trailing_zeros() > 28 {
+            return Err(ProveError::BadNttSize(n));
+        }
+        let d = Radix2EvaluationDomain::<Fr>::new(n).ok_or(ProveError::BadNttSize(n))?;
+        // `new` rounds up; a power of two must come back as itself.
+        if d.size() != n {
+            return Err(ProveError::BadNttSize(n));
+        }
+        Ok(d)
+    }
+}
+
+/// β and β² (the two primitive cube roots of unity in Fq), as candidates for φ on G1.
+fn betas_g1() -> [ark_bn254::Fq; 2] {
+    [glv::BETA_G1, glv::BETA_G1.square()]
+}
+
+/// The same roots embedded in Fq2, for G2 (there φ acts as λ with the other root).
+fn betas_g2() -> [ark_bn254::Fq2; 2] {
+    let [a, b] = betas_g1();
+    [
+        ark_bn254::Fq2::new(a, ark_bn254::Fq::zero()),
+        ark_bn254::Fq2::new(b, ark_bn254::Fq::zero()),
+    ]
+}
+
+impl ProveBackend for CpuProveBackend {
+    fn name(&self) -> &str {
+        "cpu"
+    }
+
+    fn prepare_g1(&self, bases: &[G1Affine], pre: Precompute) -> Result<G1Msm, ProveError> {
+        let m = PreparedMsm::<ark_bn254::g1::Config>::new(
+            bases,
+            self.config(bases.len(), pre),
+            &betas_g1(),
+        )?;
+        Ok(Arc::new(m))
+    }
+
+    fn prepare_g2(&self, bases: &[G2Affine], pre: Precompute) -> Result<G2Msm, ProveError> {
+        let m = PreparedMsm::<ark_bn254::g2::Config>::new(
+            bases,
+            self.config(bases.len(), pre),
+            &betas_g2(),
+        )?;
+        Ok(Arc::new(m))
+    }
+
+    fn intt(&self, values: &mut Vec<Fr>) -> Result<(), ProveError> {
+        // The domain has exactly `values.len()` elements, so ark-poly does not resize.
+        let d = Self::domain(values.len())?;
+        d.ifft_in_place(values);
+        Ok(())
+    }
+
+    fn coset_ntt(&self, values: &mut Vec<Fr>, shift: Fr) -> Result<(), ProveError> {
+        let d = Self::domain(values.len())?;
+        let coset = d
+            .get_coset(shift)
+            .ok_or(ProveError::BadNttSize(values.len()))?;
+        coset.fft_in_place(values);
+        Ok(())
+    }
+}

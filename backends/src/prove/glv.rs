@@ -1,0 +1,267 @@
+//! Scalar recoding for the MSM: the BN254 GLV decomposition and signed-digit windows.
+//!
+//! BN254 has an endomorphism φ(x, y) = (β·x, y) that acts on the prime-order group as
+//! multiplication by λ (λ³ = 1 mod r). Writing k = k1 + λ·k2 with |k1|, |k2| < 2^127 turns one
+//! 254-bit scalar into two 127-bit ones, so an MSM over n points needs half as many windows
+//! (the bucket reductions halve) at the price of a multiplication by β per point.
+//!
+//! The decomposition is Babai rounding against a short lattice basis (v1, v2) of
+//! {(a, b) : a + λ·b ≡ 0 mod r}, with the divisions by r replaced by multiplications by
+//! precomputed ⌊2^256·b/r⌋ and a shift: a rounding error of one step only makes |k1|, |k2| a little
+//! larger, and the basis is short enough that they stay below 2^127 (tests check the bound and
+//! the identity). All arithmetic is wrapping 256-bit: the results are small, so their two's
+//! complement images are exact.
+
+use ark_ff::{BigInt, MontFp};
+
+use super::Fr;
+
+/// λ with φ(P) = λ·P on G1 for φ(x, y) = (β·x, y), β = [`BETA_G1`].
+pub const LAMBDA: Fr =
+    MontFp!("21888242871839275217838484774961031246154997185409878258781734729429964517155");
+
+/// The cube root of unity in Fq that goes with [`LAMBDA`] on G1 (the same β, squared, goes with
+/// it on G2: the backend checks which one on the bases themselves).
+pub const BETA_G1: ark_bn254::Fq =
+    MontFp!("21888242871839275220042445260109153167277707414472061641714758635765020556616");
+
+// Lattice basis v1 = (A1, -B1_ABS), v2 = (A2, B2) and the rounding multipliers
+// G1 = ⌊2^256·B2/r⌋, G2 = ⌊2^256·B1_ABS/r⌋ (derived with exact integer arithmetic; see tests).
+const A1: u128 = 0x6f4d8248eeb859fc_8211bbeb7d4f1128;
+const B1_ABS: u128 = 0x89d3256894d213e3;
+const A2: u128 = 0x89d3256894d213e3;
+const B2: u128 = 0x6f4d8248eeb859fd_0be4e1541221250b;
+const G1: [u64; 3] = [0x5398fd0300ff6565, 0x4ccef014a773d2d2, 0x2];
+const G2: [u64; 2] = [0xd91d232ec7e0b3d7, 0x2];
+
+/// The scalar field modulus r, little-endian limbs.
+pub const MODULUS: [u64; 4] = [
+    0x43e1f593f0000001,
+    0x2833e84879b97091,
+    0xb85045b68181585d,
+    0x30644e72e131a029,
+];
+
+/// Bit length bound of the two halves: |k1|, |k2| < 2^GLV_BITS.
+pub const GLV_BITS: u32 = 127;
+
+/// True when `k` (canonical limbs) is below r.
+#[inline]
+pub fn is_canonical(k: &[u64; 4]) -> bool {
+    for i in (0..4).rev() {
+        if k[i] != MODULUS[i] {
+            return k[i] < MODULUS[i];
+        }
+    }
+    false
+}
+
+/// (k·g) >> 256 for a 4-limb k and a small multiplier g, whose result fits 128 bits.
+#[inline]
+fn mul_shift_256(k: &[u64; 4], g: &[u64]) -> u128 {
+    let mut prod = [0u64; 8];
+    for (i, &ki) in k.iter().enumerate() {
+        let mut carry: u128 = 0;
+        for (j, &gj) in g.iter().enumerate() {
+            let t = (ki as u128) * (gj as u128) + prod[i + j] as u128 + carry;
+            prod[i + j] = t as u64;
+            carry = t >> 64;
+        }
+        let mut p = i + g.len();
+        while carry != 0 && p < 8 {
+            let t = prod[p] as u128 + carry;
+            prod[p] = t as u64;
+            carry = t >> 64;
+            p += 1;
+        }
+    }
+    (prod[4] as u128) | ((prod[5] as u128) << 64)
+}
+
+/// Full 128×128 → 256-bit product.
+#[inline]
+fn mul_128(a: u128, b: u128) -> [u64; 4] {
+    let (a0, a1) = (a as u64 as u128, (a >> 64) as u64 as u128);
+    let (b0, b1) = (b as u64 as u128, (b >> 64) as u64 as u128);
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let p11 = a1 * b1;
+    let mid = (p00 >> 64) + (p01 as u64 as u128) + (p10 as u64 as u128);
+    let hi = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
+    [p00 as u64, mid as u64, hi as u64, (hi >> 64) as u64]
+}
+
+#[inline]
+fn sub_256(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    let mut borrow = false;
+    for i in 0..4 {
+        let (d, b1) = a[i].overflowing_sub(b[i]);
+        let (d, b2) = d.overflowing_sub(borrow as u64);
+        out[i] = d;
+        borrow = b1 | b2;
+    }
+    out
+}
+
+/// Magnitude and sign of a wrapping 256-bit value known to be in (-2^128, 2^128).
+#[inline]
+fn signed_small(v: [u64; 4]) -> (u128, bool) {
+    if v[3] >> 63 == 1 {
+        let neg = sub_256([0; 4], v);
+        ((neg[0] as u128) | ((neg[1] as u128) << 64), true)
+    } else {
+        ((v[0] as u128) | ((v[1] as u128) << 64), false)
+    }
+}
+
+/// k = k1 + λ·k2 (mod r) for canonical k < r; returns (|k1|, k1 < 0, |k2|, k2 < 0), both
+/// magnitudes below 2^127.
+#[inline]
+pub fn decompose(k: &[u64; 4]) -> (u128, bool, u128, bool) {
+    let c1 = mul_shift_256(k, &G1);
+    let c2 = mul_shift_256(k, &G2);
+    // k1 = k - c1·A1 - c2·A2 ; k2 = c1·B1_ABS - c2·B2  (v1 = (A1, -B1_ABS), v2 = (A2, B2)).
+    let k1 = sub_256(sub_256(*k, mul_128(c1, A1)), mul_128(c2, A2));
+    let k2 = sub_256(mul_128(c1, B1_ABS), mul_128(c2, B2));
+    let (m1, n1) = signed_small(k1);
+    let (m2, n2) = signed_small(k2);
+    (m1, n1, m2, n2)
+}
+
+/// Number of signed `c`-bit windows that hold any value below 2^bits.
+pub fn windows_for(bits: u32, c: u32) -> u32 {
+    // Signed digits lie in [-2^(c-1), 2^(c-1)): the top window must not carry out, so one bit of
+    // headroom is needed above the value.
+    (bits + 1).div_ceil(c)
+}
+
+/// Writes the signed base-2^c digits of ±`mag` (`mag` < 2^(c·out.len() - 1)) into `out`,
+/// least significant first; each digit is in [-2^(c-1), 2^(c-1)).
+#[inline]
+pub fn signed_digits(mag: &[u64], negative: bool, c: u32, out: &mut [i32]) {
+    let mask = (1u64 << c) - 1;
+    let half = 1i64 << (c - 1);
+    let full = 1i64 << c;
+    let mut carry = 0i64;
+    for (w, o) in out.iter_mut().enumerate() {
+        let bit = w as u32 * c;
+        let limb = (bit / 64) as usize;
+        let shift = bit % 64;
+        let mut v = if limb < mag.len() {
+            mag[limb] >> shift
+        } else {
+            0
+        };
+        if shift + c > 64 && limb + 1 < mag.len() {
+            v |= mag[limb + 1] << (64 - shift);
+        }
+        let mut d = (v & mask) as i64 + carry;
+        if d >= half {
+            d -= full;
+            carry = 1;
+        } else {
+            carry = 0;
+        }
+        *o = if negative { -d as i32 } else { d as i32 };
+    }
+    debug_assert_eq!(carry, 0, "scalar too large for the windows");
+}
+
+/// r - k for canonical 0 < k < r.
+#[inline]
+pub fn negate_mod_r(k: &[u64; 4]) -> [u64; 4] {
+    sub_256(MODULUS, *k)
+}
+
+/// True when k > (r-1)/2, i.e. when r - k is the smaller magnitude.
+#[inline]
+pub fn is_upper_half(k: &[u64; 4]) -> bool {
+    // (r-1)/2, little-endian.
+    const HALF: [u64; 4] = [
+        0xa1f0fac9f8000000,
+        0x9419f4243cdcb848,
+        0xdc2822db40c0ac2e,
+        0x183227397098d014,
+    ];
+    for i in (0..4).rev() {
+        if k[i] != HALF[i] {
+            return k[i] > HALF[i];
+        }
+    }
+    false
+}
+
+/// Converts a canonical field element representation into limbs.
+#[inline]
+pub fn limbs(k: &BigInt<4>) -> &[u64; 4] {
+    &k.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ff::{BigInteger, Field, PrimeField, UniformRand};
+
+    fn to_fr(mag: u128, neg: bool) -> Fr {
+        let f = Fr::from(mag);
+        if neg { -f } else { f }
+    }
+
+    #[test]
+    fn constants_match_arkworks() {
+        assert_eq!(MODULUS, Fr::MODULUS.0);
+        let half = Fr::MODULUS_MINUS_ONE_DIV_TWO;
+        assert!(!is_upper_half(&half.0));
+        let mut above = half;
+        above.add_with_carry(&BigInt::from(1u64));
+        assert!(is_upper_half(&above.0));
+        assert_eq!(LAMBDA * LAMBDA * LAMBDA, Fr::from(1u64));
+        // v1 and v2 are in the lattice.
+        assert_eq!(Fr::from(A1) - LAMBDA * Fr::from(B1_ABS), Fr::from(0u64));
+        assert_eq!(Fr::from(A2) + LAMBDA * Fr::from(B2), Fr::from(0u64));
+    }
+
+    #[test]
+    fn decomposition_identity_and_bound() {
+        let mut rng = ark_std::test_rng();
+        let mut specials: Vec<Fr> = vec![
+            Fr::from(0u64),
+            Fr::from(1u64),
+            -Fr::from(1u64),
+            Fr::from(2u64).pow([253]),
+        ];
+        specials.extend((0..20000).map(|_| Fr::rand(&mut rng)));
+        for k in specials {
+            let kb = k.into_bigint();
+            let (m1, n1, m2, n2) = decompose(&kb.0);
+            assert!(m1 < 1u128 << GLV_BITS && m2 < 1u128 << GLV_BITS);
+            assert_eq!(to_fr(m1, n1) + LAMBDA * to_fr(m2, n2), k);
+        }
+    }
+
+    #[test]
+    fn signed_digits_roundtrip() {
+        let mut rng = ark_std::test_rng();
+        for c in [4u32, 7, 11, 13, 16] {
+            for _ in 0..200 {
+                let k = Fr::rand(&mut rng).into_bigint();
+                let w = windows_for(254, c) as usize;
+                let mut d = vec![0i32; w];
+                signed_digits(&k.0, false, c, &mut d);
+                let mut acc = Fr::from(0u64);
+                for (i, &di) in d.iter().enumerate().rev() {
+                    acc *= Fr::from(1u64 << c);
+                    acc += if di < 0 {
+                        -Fr::from((-di) as u64)
+                    } else {
+                        Fr::from(di as u64)
+                    };
+                    assert!(di >= -(1 << (c - 1)) && di < (1 << (c - 1)), "digit {i}");
+                }
+                assert_eq!(acc, Fr::from_bigint(k).unwrap());
+            }
+        }
+    }
+}

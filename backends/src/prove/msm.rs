@@ -1,0 +1,529 @@
+//! Fixed-base multi-scalar multiplication (Pippenger) over short-Weierstrass curves, written for
+//! the Groth16 prover's access pattern: the same bases (a proving key's queries) are used again
+//! and again with new scalars.
+//!
+//! - **Signed digits**: scalars are recoded into digits in [-2^(c-1), 2^(c-1)), so a window needs
+//!   2^(c-1) buckets instead of 2^c; a negative digit adds the negated point (free in affine).
+//! - **GLV** (optional): k = k1 + λ·k2 with 127-bit halves, the second half against φ(P) =
+//!   (β·x, y); half the windows, so half the bucket reductions.
+//! - **Batched affine additions**: bucket sums stay affine. Additions are queued and executed
+//!   in batches that share one field inversion (Montgomery's trick), which makes an addition
+//!   cost about 5 multiplications and a squaring instead of the 11 of a mixed Jacobian one. A
+//!   point whose bucket is already in the current batch waits for the next batch; one that
+//!   collides twice, and every doubling or cancellation (equal x), goes to a Jacobian
+//!   overflow bucket instead, so skewed scalars (all ones, say) cannot degrade a batch to one
+//!   inversion per addition.
+//! - **Precomputed tables** (optional, kept across jobs): copies of the bases multiplied by
+//!   2^(c·j) let `depth` consecutive windows share one set of buckets, so one bucket reduction
+//!   (and no doublings) serves all of them.
+//!
+//! Work is split over rayon threads by (window group × chunk of points); every task owns its
+//! buckets, so there is no sharing while accumulating.
+
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
+use ark_ec::{AdditiveGroup, CurveGroup};
+use ark_ff::{Field, One, Zero};
+use rayon::prelude::*;
+
+use super::glv::{self, GLV_BITS};
+use super::{FixedBaseMsm, Fr, ProveError, ScalarRepr};
+
+/// Tuning of one prepared MSM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsmConfig {
+    /// Window width c in bits (2..=16).
+    pub window_bits: u32,
+    /// How many consecutive windows share one bucket set through precomputed tables
+    /// (1 = no tables; at least the number of windows = a single bucket set).
+    pub table_depth: u32,
+    /// Use the GLV endomorphism when the curve offers one.
+    pub glv: bool,
+    /// Threads the MSM may use (work is split into at least this many tasks).
+    pub threads: usize,
+}
+
+impl MsmConfig {
+    /// A good configuration for `n` bases on this machine, without or with tables.
+    pub fn for_size(n: usize, tables: bool) -> MsmConfig {
+        let threads = rayon::current_num_threads().max(1);
+        let log = usize::BITS - n.max(1).leading_zeros();
+        let (window_bits, table_depth) = if tables {
+            // One bucket set: only the point additions scale with n, so wide windows pay.
+            let c = log.saturating_sub(1).clamp(4, 16);
+            (c, 64)
+        } else {
+            // Every window has its own reduction of 2^(c-1) buckets: pick the width with the
+            // least modelled time (additions + reductions, rounded up to whole thread rounds).
+            // 16 measured no faster than 13 at 2^18 and needs 8x the bucket memory.
+            let mut best = (u64::MAX, 3);
+            for c in 3..=15u32 {
+                let windows = glv::windows_for(GLV_BITS, c) as usize;
+                let (_, t) = plan(n, 2, windows, 1usize << (c - 1), threads);
+                if t < best.0 {
+                    best = (t, c);
+                }
+            }
+            (best.1, 1)
+        };
+        MsmConfig {
+            window_bits,
+            table_depth,
+            glv: true,
+            threads,
+        }
+    }
+}
+
+/// Modelled cost of one batched affine addition and of one bucket in the reduction, in field
+/// multiplications.
+const ADD_COST: u64 = 7;
+const BUCKET_COST: u64 = 27;
+
+/// How many point chunks to split each of `groups` bucket sets into for `threads` threads, and
+/// the modelled time: rounds of tasks × (additions + reduction of one task).
+fn plan(m: usize, parts: usize, groups: usize, nb: usize, threads: usize) -> (usize, u64) {
+    let groups = groups.max(1);
+    let threads = threads.max(1);
+    let mut best = (1usize, u64::MAX);
+    let max_chunks = (threads * 2).min(m.div_ceil(256)).max(1);
+    for chunks in 1..=max_chunks {
+        let tasks = groups * chunks;
+        let rounds = tasks.div_ceil(threads) as u64;
+        let per_task = (m * parts).div_ceil(chunks) as u64 * ADD_COST + nb as u64 * BUCKET_COST;
+        let t = rounds * per_task;
+        if t < best.1 {
+            best = (chunks, t);
+        }
+    }
+    best
+}
+
+/// An affine point known not to be at infinity, without arkworks' flag byte (denser tables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Xy<F> {
+    x: F,
+    y: F,
+}
+
+/// Bases prepared for repeated MSMs.
+pub struct PreparedMsm<P: SWCurveConfig> {
+    n_inputs: usize,
+    /// For each non-zero base, the index of its scalar.
+    index: Vec<u32>,
+    /// `tables[j][i]` = 2^(c·j)·base(index\[i\]).
+    tables: Vec<Vec<Xy<P::BaseField>>>,
+    /// β with φ(P) = (β·x, y) = λ·P, when GLV is in use.
+    beta: Option<P::BaseField>,
+    /// φ(base(index\[i\])), kept when GLV is on without tables (saves a multiplication per
+    /// point and window); with tables φ is applied on the fly to keep their memory down.
+    phi: Vec<Xy<P::BaseField>>,
+    window_bits: u32,
+    /// Windows per scalar (per GLV half).
+    windows: u32,
+    threads: usize,
+}
+
+impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P> {
+    /// Prepares `bases` for MSMs with the given configuration. `betas` are candidate cube roots
+    /// of unity for the endomorphism; the one that acts as [`glv::LAMBDA`] on these bases is used
+    /// (none → no GLV).
+    pub fn new(
+        bases: &[Affine<P>],
+        config: MsmConfig,
+        betas: &[P::BaseField],
+    ) -> Result<Self, ProveError> {
+        if bases.len() > u32::MAX as usize {
+            return Err(ProveError::TooManyBases(bases.len()));
+        }
+        let c = config.window_bits.clamp(2, 16);
+        let index: Vec<u32> = (0..bases.len() as u32)
+            .filter(|&i| !bases[i as usize].infinity)
+            .collect();
+        let base0: Vec<Xy<P::BaseField>> = index
+            .iter()
+            .map(|&i| Xy {
+                x: bases[i as usize].x,
+                y: bases[i as usize].y,
+            })
+            .collect();
+        let beta = if config.glv {
+            base0.first().and_then(|p| pick_beta::<P>(p, betas))
+        } else {
+            None
+        };
+        let bits = if beta.is_some() { GLV_BITS } else { 253 };
+        let windows = glv::windows_for(bits, c);
+        let depth = config.table_depth.clamp(1, windows) as usize;
+        let mut tables = Vec::with_capacity(depth);
+        tables.push(base0);
+        for _ in 1..depth {
+            let prev = tables.last().map(Vec::as_slice).unwrap_or(&[]);
+            tables.push(shift_points::<P>(prev, c));
+        }
+        let phi = match beta {
+            Some(beta) if depth == 1 => tables[0]
+                .par_iter()
+                .map(|p| Xy {
+                    x: p.x * beta,
+                    y: p.y,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(PreparedMsm {
+            n_inputs: bases.len(),
+            index,
+            tables,
+            beta,
+            phi,
+            window_bits: c,
+            windows,
+            threads: config.threads.max(1),
+        })
+    }
+
+    fn depth(&self) -> u32 {
+        self.tables.len() as u32
+    }
+
+    /// Σ scalars\[i\]·bases\[i\].
+    pub fn compute(&self, scalars: &[ScalarRepr]) -> Result<Projective<P>, ProveError> {
+        if scalars.len() != self.n_inputs {
+            return Err(ProveError::LengthMismatch {
+                bases: self.n_inputs,
+                scalars: scalars.len(),
+            });
+        }
+        if let Some(bad) = scalars
+            .par_iter()
+            .position_first(|s| !glv::is_canonical(&s.0))
+        {
+            return Err(ProveError::ScalarOutOfRange { index: bad });
+        }
+        let m = self.index.len();
+        if m == 0 {
+            return Ok(Projective::zero());
+        }
+        let parts = if self.beta.is_some() { 2 } else { 1 };
+        let w = self.windows as usize;
+        let c = self.window_bits;
+        // Digits in blocks of DCH points: digits[((blk·parts + part)·w + window)·DCH + j], so a
+        // task reading one window walks them contiguously.
+        const DCH: usize = 1024;
+        let blocks = m.div_ceil(DCH);
+        let mut digits = vec![0i16; blocks * parts * w * DCH];
+        let glv_on = self.beta.is_some();
+        digits
+            .par_chunks_mut(parts * w * DCH)
+            .enumerate()
+            .for_each_init(
+                || vec![0i32; parts * w],
+                |tmp, (blk, out)| {
+                    let hi = ((blk + 1) * DCH).min(m);
+                    for i in blk * DCH..hi {
+                        let j = i - blk * DCH;
+                        let k = &scalars[self.index[i] as usize].0;
+                        if glv_on {
+                            let (m1, n1, m2, n2) = glv::decompose(k);
+                            let (lo, hi) = tmp.split_at_mut(w);
+                            glv::signed_digits(&[m1 as u64, (m1 >> 64) as u64], n1, c, lo);
+                            glv::signed_digits(&[m2 as u64, (m2 >> 64) as u64], n2, c, hi);
+                        } else if glv::is_upper_half(k) {
+                            glv::signed_digits(&glv::negate_mod_r(k), true, c, tmp);
+                        } else {
+                            glv::signed_digits(k, false, c, tmp);
+                        }
+                        for (t, &d) in tmp.iter().enumerate() {
+                            out[t * DCH + j] = d as i16;
+                        }
+                    }
+                },
+            );
+
+        let depth = self.depth();
+        let groups = self.windows.div_ceil(depth) as usize;
+        let nb = 1usize << (c - 1);
+        // Enough tasks to keep every thread busy; each extra chunk of a group costs one more
+        // reduction.
+        let (chunks, _) = plan(m, parts, groups, nb, self.threads);
+        let chunk_len = m.div_ceil(chunks);
+        let tasks: Vec<(usize, usize)> = (0..groups)
+            .flat_map(|g| (0..chunks).map(move |k| (g, k)))
+            .collect();
+        let results: Vec<(usize, Projective<P>)> = tasks
+            .par_iter()
+            .map_init(
+                || Accumulator::<P>::new(nb),
+                |acc, &(g, k)| {
+                    let lo = k * chunk_len;
+                    let hi = ((k + 1) * chunk_len).min(m);
+                    let w_lo = g * depth as usize;
+                    let w_hi = ((g + 1) * depth as usize).min(w);
+                    for win in w_lo..w_hi {
+                        let table = &self.tables[win - w_lo];
+                        let mut i = lo;
+                        while i < hi {
+                            let blk = i / DCH;
+                            let end = ((blk + 1) * DCH).min(hi);
+                            let d0 = &digits[((blk * parts) * w + win) * DCH..][..DCH];
+                            for (ii, &p) in table.iter().enumerate().take(end).skip(i) {
+                                let d = d0[ii - blk * DCH];
+                                if d != 0 {
+                                    acc.add_signed(d as i32, p);
+                                }
+                            }
+                            if let Some(beta) = self.beta {
+                                let d1 = &digits[((blk * parts + 1) * w + win) * DCH..][..DCH];
+                                if self.phi.is_empty() {
+                                    for (ii, &p) in table.iter().enumerate().take(end).skip(i) {
+                                        let d = d1[ii - blk * DCH];
+                                        if d != 0 {
+                                            acc.add_signed(
+                                                d as i32,
+                                                Xy {
+                                                    x: p.x * beta,
+                                                    y: p.y,
+                                                },
+                                            );
+                                        }
+                                    }
+                                } else {
+                                    for (ii, &p) in self.phi.iter().enumerate().take(end).skip(i) {
+                                        let d = d1[ii - blk * DCH];
+                                        if d != 0 {
+                                            acc.add_signed(d as i32, p);
+                                        }
+                                    }
+                                }
+                            }
+                            i = end;
+                        }
+                    }
+                    (g, acc.finish())
+                },
+            )
+            .collect();
+
+        // Σ_g 2^(c·depth·g)·S_g, Horner from the top group.
+        let mut sums = vec![Projective::<P>::zero(); groups];
+        for (g, s) in results {
+            sums[g] += s;
+        }
+        let mut total = Projective::<P>::zero();
+        for s in sums.iter().rev() {
+            for _ in 0..(c * depth) {
+                total.double_in_place();
+            }
+            total += s;
+        }
+        Ok(total)
+    }
+
+    /// Bytes of the tables.
+    pub fn bytes(&self) -> usize {
+        self.tables
+            .iter()
+            .map(|t| t.len() * std::mem::size_of::<Xy<P::BaseField>>())
+            .sum::<usize>()
+            + self.index.len() * 4
+    }
+}
+
+impl<P: SWCurveConfig<ScalarField = Fr>> FixedBaseMsm<Projective<P>> for PreparedMsm<P> {
+    fn len(&self) -> usize {
+        self.n_inputs
+    }
+    fn msm(&self, scalars: &[ScalarRepr]) -> Result<Projective<P>, ProveError> {
+        self.compute(scalars)
+    }
+    fn memory_bytes(&self) -> usize {
+        self.bytes()
+    }
+}
+
+/// The β among `betas` for which φ(p) = λ·p, if any.
+fn pick_beta<P: SWCurveConfig<ScalarField = Fr>>(
+    p: &Xy<P::BaseField>,
+    betas: &[P::BaseField],
+) -> Option<P::BaseField> {
+    let pt = Affine::<P>::new_unchecked(p.x, p.y);
+    let lp = (pt * glv::LAMBDA).into_affine();
+    betas
+        .iter()
+        .copied()
+        .find(|b| Affine::<P>::new_unchecked(p.x * b, p.y) == lp)
+}
+
+/// 2^c·p for every p, as affine points (parallel; one batched normalisation per chunk).
+fn shift_points<P: SWCurveConfig>(points: &[Xy<P::BaseField>], c: u32) -> Vec<Xy<P::BaseField>> {
+    points
+        .par_chunks(4096)
+        .flat_map_iter(|chunk| {
+            let proj: Vec<Projective<P>> = chunk
+                .iter()
+                .map(|p| {
+                    let mut q = Projective::<P>::from(Affine::<P>::new_unchecked(p.x, p.y));
+                    for _ in 0..c {
+                        q.double_in_place();
+                    }
+                    q
+                })
+                .collect();
+            Projective::<P>::normalize_batch(&proj)
+                .into_iter()
+                .map(|a| Xy { x: a.x, y: a.y })
+        })
+        .collect()
+}
+
+const OCCUPIED: u8 = 1;
+const IN_BATCH: u8 = 2;
+const OVERFLOW: u8 = 4;
+
+/// Buckets of one window group with batched affine additions.
+struct Accumulator<P: SWCurveConfig> {
+    buckets: Vec<Xy<P::BaseField>>,
+    flags: Vec<u8>,
+    overflow: Vec<Projective<P>>,
+    batch_bucket: Vec<u32>,
+    batch_point: Vec<Xy<P::BaseField>>,
+    deferred: Vec<(u32, Xy<P::BaseField>)>,
+    scratch: Vec<P::BaseField>,
+    cap: usize,
+}
+
+impl<P: SWCurveConfig> Accumulator<P> {
+    fn new(nb: usize) -> Self {
+        // Bigger batches share the inversion more widely but collide more often with buckets
+        // already in the batch; a collision only waits for the next batch, so an eighth of the
+        // buckets (collisions near 6 %) is still cheap.
+        let cap = (nb / 8).clamp(32, 2048);
+        let zero = Xy {
+            x: P::BaseField::zero(),
+            y: P::BaseField::zero(),
+        };
+        Accumulator {
+            buckets: vec![zero; nb],
+            flags: vec![0; nb],
+            overflow: vec![Projective::<P>::zero(); nb],
+            batch_bucket: Vec::with_capacity(cap + 64),
+            batch_point: Vec::with_capacity(cap + 64),
+            deferred: Vec::with_capacity(cap),
+            scratch: Vec::with_capacity(cap + 64),
+            cap,
+        }
+    }
+
+    #[inline]
+    fn add_signed(&mut self, d: i32, mut p: Xy<P::BaseField>) {
+        let b = (d.unsigned_abs() - 1) as usize;
+        if d < 0 {
+            p.y = -p.y;
+        }
+        self.insert(b, p, false);
+        if self.batch_bucket.len() >= self.cap {
+            self.flush();
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, b: usize, p: Xy<P::BaseField>, retried: bool) {
+        let f = self.flags[b];
+        if f & OCCUPIED == 0 {
+            self.buckets[b] = p;
+            self.flags[b] = f | OCCUPIED;
+        } else if f & IN_BATCH != 0 {
+            if retried {
+                self.push_overflow(b, p);
+            } else {
+                self.deferred.push((b as u32, p));
+            }
+        } else if self.buckets[b].x == p.x {
+            // Doubling or cancellation: the affine formula divides by zero here.
+            self.push_overflow(b, p);
+        } else {
+            self.flags[b] = f | IN_BATCH;
+            self.batch_bucket.push(b as u32);
+            self.batch_point.push(p);
+        }
+    }
+
+    #[inline]
+    fn push_overflow(&mut self, b: usize, p: Xy<P::BaseField>) {
+        self.overflow[b] += &Affine::<P>::new_unchecked(p.x, p.y);
+        self.flags[b] |= OVERFLOW;
+    }
+
+    /// Runs the queued additions; the deferred points then start the next batch (a second
+    /// chance, without an inversion of their own).
+    fn flush(&mut self) {
+        self.run_batch();
+        if !self.deferred.is_empty() {
+            let deferred = std::mem::take(&mut self.deferred);
+            for &(b, p) in &deferred {
+                self.insert(b as usize, p, true);
+            }
+            self.deferred = deferred;
+            self.deferred.clear();
+        }
+    }
+
+    /// bucket += point for every queued pair, with one inversion for the whole batch.
+    fn run_batch(&mut self) {
+        let n = self.batch_bucket.len();
+        if n == 0 {
+            return;
+        }
+        self.scratch.clear();
+        let mut acc = P::BaseField::one();
+        for j in 0..n {
+            self.scratch.push(acc);
+            let b = self.batch_bucket[j] as usize;
+            acc *= self.batch_point[j].x - self.buckets[b].x;
+        }
+        // Non-zero: equal x never enters a batch.
+        let mut inv = acc.inverse().unwrap_or_else(P::BaseField::zero);
+        for j in (0..n).rev() {
+            let b = self.batch_bucket[j] as usize;
+            let p = self.batch_point[j];
+            let q = self.buckets[b];
+            let den = p.x - q.x;
+            let inv_j = inv * self.scratch[j];
+            inv *= den;
+            let lambda = (p.y - q.y) * inv_j;
+            let x3 = lambda.square() - q.x - p.x;
+            let y3 = lambda * (q.x - x3) - q.y;
+            self.buckets[b] = Xy { x: x3, y: y3 };
+            self.flags[b] &= !IN_BATCH;
+        }
+        self.batch_bucket.clear();
+        self.batch_point.clear();
+    }
+
+    /// Σ (b+1)·bucket\[b\], leaving the buckets empty for the next task.
+    fn finish(&mut self) -> Projective<P> {
+        // Retried points never defer again, so one flush and one more batch empty the queue.
+        self.flush();
+        self.run_batch();
+        let mut running = Projective::<P>::zero();
+        let mut total = Projective::<P>::zero();
+        let mut started = false;
+        for b in (0..self.buckets.len()).rev() {
+            let f = self.flags[b];
+            if f & OCCUPIED != 0 {
+                running += &Affine::<P>::new_unchecked(self.buckets[b].x, self.buckets[b].y);
+                started = true;
+            }
+            if f & OVERFLOW != 0 {
+                running += self.overflow[b];
+                self.overflow[b] = Projective::<P>::zero();
+                started = true;
+            }
+            self.flags[b] = 0;
+            if started {
+                total += running;
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,255 @@
+//! The iden3 binary container shared by `.zkey`, `.wtns` and `.r1cs`: a 4-byte magic, a u32
+//! version, a u32 section count, then sections of (u32 id, u64 length, bytes), all
+//! little-endian (`@iden3/binfileutils`).
+//!
+//! Files are memory-mapped rather than read: a proving key is tens to hundreds of megabytes and
+//! the prover converts its points straight out of the mapping. Every length read from a file is
+//! checked against what is actually there before it is used to slice or to size an allocation.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use ark_ff::{BigInt, PrimeField};
+
+use crate::{Error, FormatError};
+
+/// A read-only view of a whole file: a memory mapping, or a copy for tiny files (zero-length
+/// files cannot be mapped).
+pub struct FileBytes {
+    path: PathBuf,
+    inner: Inner,
+}
+
+enum Inner {
+    Map(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl FileBytes {
+    /// Maps `path`.
+    pub fn open(path: &Path) -> Result<FileBytes, Error> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let inner = if len < 4096 {
+            Inner::Owned(std::fs::read(path).map_err(|e| Error::io(path, e))?)
+        } else {
+            // SAFETY: the mapping is read-only and private to this process; like every mmap user we
+            // rely on the file not being truncated underneath us while it is mapped (proving keys
+            // and witnesses are written once, then read).
+            Inner::Map(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?)
+        };
+        Ok(FileBytes {
+            path: path.to_path_buf(),
+            inner,
+        })
+    }
+
+    /// Wraps bytes already in memory (tests, network payloads).
+    pub fn from_vec(path: impl Into<PathBuf>, bytes: Vec<u8>) -> FileBytes {
+        FileBytes {
+            path: path.into(),
+            inner: Inner::Owned(bytes),
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Map(m) => m,
+            Inner::Owned(v) => v,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One section's place in the file.
+#[derive(Clone, Copy, Debug)]
+pub struct Section {
+    pub id: u32,
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// The section table of a container, with its bytes.
+pub struct BinFile<'a> {
+    pub data: &'a [u8],
+    pub version: u32,
+    pub sections: Vec<Section>,
+}
+
+impl<'a> BinFile<'a> {
+    /// Parses the header and the section table; checks that every section lies inside the file.
+    pub fn parse(
+        data: &'a [u8],
+        magic: &'static str,
+        max_version: u32,
+    ) -> Result<BinFile<'a>, FormatError> {
+        let mut c = Cursor::new(data, 0, "file header");
+        let m = c.bytes(4)?;
+        if m != magic.as_bytes() {
+            return Err(FormatError::BadMagic {
+                expected: magic,
+                found: String::from_utf8_lossy(m).into_owned(),
+            });
+        }
+        let version = c.u32()?;
+        if version == 0 || version > max_version {
+            return Err(FormatError::UnsupportedVersion {
+                what: magic,
+                version,
+            });
+        }
+        let n = c.u32()?;
+        let mut sections = Vec::new();
+        for i in 0..n {
+            c.what = "section header";
+            let id = c.u32()?;
+            let len = c.u64()?;
+            let offset = c.pos;
+            if len > (data.len() - offset) as u64 {
+                return Err(FormatError::Truncated {
+                    what: format!("section {id} (#{i})"),
+                    offset: offset as u64,
+                    need: len,
+                    have: data.len() as u64,
+                });
+            }
+            let len = len as usize;
+            sections.push(Section { id, offset, len });
+            c.pos = offset + len;
+        }
+        Ok(BinFile {
+            data,
+            version,
+            sections,
+        })
+    }
+
+    /// The one section with this id.
+    pub fn section(&self, id: u32) -> Result<Section, FormatError> {
+        let mut found = self.sections.iter().filter(|s| s.id == id);
+        let s = *found.next().ok_or(FormatError::MissingSection(id))?;
+        if found.next().is_some() {
+            return Err(FormatError::DuplicateSection(id));
+        }
+        Ok(s)
+    }
+
+    /// The bytes of the one section with this id, which must be exactly `expected` long.
+    pub fn section_exact(
+        &self,
+        id: u32,
+        what: &'static str,
+        expected: u64,
+    ) -> Result<&'a [u8], FormatError> {
+        let s = self.section(id)?;
+        if s.len as u64 != expected {
+            return Err(FormatError::SectionSize {
+                id,
+                what,
+                expected,
+                actual: s.len as u64,
+            });
+        }
+        Ok(&self.data[s.offset..s.offset + s.len])
+    }
+
+    /// A cursor over the one section with this id.
+    pub fn cursor(&self, id: u32, what: &'static str) -> Result<Cursor<'a>, FormatError> {
+        let s = self.section(id)?;
+        Ok(Cursor::new(
+            &self.data[s.offset..s.offset + s.len],
+            s.offset,
+            what,
+        ))
+    }
+}
+
+/// Bounds-checked little-endian reads from a section.
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    /// Offset of `buf` in the file, for messages.
+    base: usize,
+    pub pos: usize,
+    pub what: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(buf: &'a [u8], base: usize, what: &'static str) -> Self {
+        Cursor {
+            buf,
+            base,
+            pos: 0,
+            what,
+        }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], FormatError> {
+        if n > self.remaining() {
+            return Err(FormatError::Truncated {
+                what: self.what.to_string(),
+                offset: (self.base + self.pos) as u64,
+                need: n as u64,
+                have: (self.base + self.buf.len()) as u64,
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    pub fn u32(&mut self) -> Result<u32, FormatError> {
+        let b = self.bytes(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub fn u64(&mut self) -> Result<u64, FormatError> {
+        let b = self.bytes(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    /// Checks that the section was consumed exactly.
+    pub fn finish(&self, id: u32) -> Result<(), FormatError> {
+        if self.pos != self.buf.len() {
+            return Err(FormatError::SectionSize {
+                id,
+                what: self.what,
+                expected: self.pos as u64,
+                actual: self.buf.len() as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// 32 little-endian bytes as four u64 limbs.
+#[inline]
+pub fn limbs_le(b: &[u8]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        *o = u64::from_le_bytes(a);
+    }
+    out
+}
+
+/// True when the 32 little-endian bytes equal the modulus of `F`.
+pub fn is_modulus<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> bool {
+    b.len() == 32 && limbs_le(b) == F::MODULUS.0
+}
+
+/// A canonical field element (value < modulus) from 32 little-endian bytes.
+#[inline]
+pub fn canonical<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> Option<BigInt<4>> {
+    let v = BigInt::new(limbs_le(b));
+    (v < F::MODULUS).then_some(v)
+}

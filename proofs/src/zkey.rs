@@ -1,0 +1,397 @@
+//! snarkjs Groth16 `.zkey` proving keys (`zkey_utils.js`, `zkey_new.js`).
+//!
+//! Sections: 1 protocol (u32, 1 = Groth16); 2 header (n8q, q, n8r, r, nVars, nPublic,
+//! domainSize, α1, β1, β2, γ2, δ1, δ2); 3 IC (nPublic+1 G1); 4 coefficients of A and B
+//! (u32 count, then u32 matrix, u32 constraint, u32 signal, 32-byte value); 5 A (nVars G1);
+//! 6 B1 (nVars G1); 7 B2 (nVars G2); 8 C (nVars-nPublic-1 G1); 9 H (domainSize G1);
+//! 10 contributions (ignored).
+//!
+//! Representation, as ffjavascript writes it: coordinates are little-endian Montgomery form
+//! (x·2^256 mod q), which is exactly arkworks' internal form, so they load without arithmetic;
+//! a G1 point is (x, y), a G2 point (x.c0, x.c1, y.c0, y.c1); the point at infinity is all
+//! zeros. A coefficient c is stored as the integer c·R² mod r (R = 2^256), so that one
+//! Montgomery multiplication by a plain witness value yields c·w in Montgomery form; we undo one
+//! factor of R at load time and keep true values.
+//!
+//! The H query holds the Lagrange-basis points of the odd coset (τ^(2i+1) terms of the
+//! powers of tau), which is what fixes the prover to snarkjs's iFFT → coset-FFT recipe.
+
+use std::path::Path;
+
+use ark_bn254::{Fq, Fq2};
+use ark_ff::{BigInt, Field, PrimeField};
+use rayon::prelude::*;
+
+use crate::binfile::{self, BinFile, FileBytes, Section};
+use crate::{Error, FormatError, Fr, G1Affine, G2Affine};
+
+/// Bytes of a G1 / G2 point in a zkey.
+pub const G1_BYTES: usize = 64;
+pub const G2_BYTES: usize = 128;
+
+/// Sections 1 and 2 of a Groth16 zkey.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZkeyHeader {
+    /// Wires, the constant 1 included.
+    pub n_vars: u32,
+    /// Public signals (outputs then inputs), the constant 1 excluded.
+    pub n_public: u32,
+    /// Size of the evaluation domain (a power of two ≥ constraints + public inputs + 1).
+    pub domain_size: u32,
+    pub alpha1: G1Affine,
+    pub beta1: G1Affine,
+    pub beta2: G2Affine,
+    pub gamma2: G2Affine,
+    pub delta1: G1Affine,
+    pub delta2: G2Affine,
+}
+
+/// One non-zero entry of the A or B matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Coef {
+    pub constraint: u32,
+    pub signal: u32,
+    pub value: Fr,
+}
+
+/// The A and B matrices, each sorted by constraint.
+#[derive(Clone, Debug, Default)]
+pub struct Coefs {
+    pub a: Vec<Coef>,
+    pub b: Vec<Coef>,
+}
+
+/// The point queries of the zkey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Query {
+    A,
+    B1,
+    B2,
+    C,
+    H,
+    Ic,
+}
+
+impl Query {
+    fn section(self) -> u32 {
+        match self {
+            Query::Ic => 3,
+            Query::A => 5,
+            Query::B1 => 6,
+            Query::B2 => 7,
+            Query::C => 8,
+            Query::H => 9,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Query::Ic => "IC point",
+            Query::A => "A point",
+            Query::B1 => "B1 point",
+            Query::B2 => "B2 point",
+            Query::C => "C point",
+            Query::H => "H point",
+        }
+    }
+    /// Number of points this query has for a header.
+    pub fn count(self, h: &ZkeyHeader) -> u64 {
+        match self {
+            Query::Ic => h.n_public as u64 + 1,
+            Query::A | Query::B1 | Query::B2 => h.n_vars as u64,
+            Query::C => h.n_vars as u64 - h.n_public as u64 - 1,
+            Query::H => h.domain_size as u64,
+        }
+    }
+}
+
+/// A mapped zkey with its section table and header checked.
+pub struct ZkeyFile {
+    file: FileBytes,
+    sections: Vec<Section>,
+    pub header: ZkeyHeader,
+}
+
+impl ZkeyFile {
+    /// Maps `path` and reads its header.
+    pub fn open(path: &Path) -> Result<ZkeyFile, Error> {
+        ZkeyFile::from_bytes(FileBytes::open(path)?)
+    }
+
+    /// Reads the header of a zkey already in memory.
+    pub fn from_bytes(file: FileBytes) -> Result<ZkeyFile, Error> {
+        let path = file.path().to_path_buf();
+        let (sections, header) = {
+            let bf =
+                BinFile::parse(file.bytes(), "zkey", 1).map_err(|k| Error::format(&path, k))?;
+            let header = parse_header(&bf).map_err(|k| Error::format(&path, k))?;
+            (bf.sections, header)
+        };
+        Ok(ZkeyFile {
+            file,
+            sections,
+            header,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    fn bin(&self) -> BinFile<'_> {
+        BinFile {
+            data: self.file.bytes(),
+            version: 1,
+            sections: self.sections.clone(),
+        }
+    }
+
+    fn err(&self, k: FormatError) -> Error {
+        Error::format(self.file.path(), k)
+    }
+
+    /// The verification key the proving key carries (header points and the IC query): what a
+    /// pool needs to check proofs for this circuit without keeping the whole key.
+    pub fn verifying_key(&self) -> Result<crate::json::VerifyingKey, Error> {
+        Ok(crate::json::VerifyingKey {
+            alpha1: self.header.alpha1,
+            beta2: self.header.beta2,
+            gamma2: self.header.gamma2,
+            delta2: self.header.delta2,
+            ic: self.g1_query(Query::Ic)?,
+        })
+    }
+
+    /// Section 4: the A and B coefficients, checked and sorted by constraint.
+    pub fn coefs(&self) -> Result<Coefs, Error> {
+        parse_coefs(&self.bin(), &self.header).map_err(|k| self.err(k))
+    }
+
+    /// A G1 query (A, B1, C, H or IC), each point checked to be on the curve.
+    pub fn g1_query(&self, q: Query) -> Result<Vec<G1Affine>, Error> {
+        if q == Query::B2 {
+            return Err(Error::Mismatch("B2 is a G2 query".into()));
+        }
+        let bytes = self
+            .bin()
+            .section_exact(
+                q.section(),
+                q.name(),
+                q.count(&self.header) * G1_BYTES as u64,
+            )
+            .map_err(|k| self.err(k))?;
+        g1_points(bytes, q.name()).map_err(|k| self.err(k))
+    }
+
+    /// The B2 query (G2), each point checked to be on the curve.
+    pub fn b2_query(&self) -> Result<Vec<G2Affine>, Error> {
+        let q = Query::B2;
+        let bytes = self
+            .bin()
+            .section_exact(
+                q.section(),
+                q.name(),
+                q.count(&self.header) * G2_BYTES as u64,
+            )
+            .map_err(|k| self.err(k))?;
+        g2_points(bytes, q.name()).map_err(|k| self.err(k))
+    }
+}
+
+fn parse_header(bf: &BinFile<'_>) -> Result<ZkeyHeader, FormatError> {
+    let mut c = bf.cursor(1, "protocol")?;
+    let protocol = c.u32()?;
+    if protocol != 1 {
+        return Err(FormatError::NotGroth16(protocol));
+    }
+    let mut c = bf.cursor(2, "Groth16 header")?;
+    if c.u32()? != 32 {
+        return Err(FormatError::WrongCurve {
+            what: "base field size",
+        });
+    }
+    if !binfile::is_modulus::<Fq>(c.bytes(32)?) {
+        return Err(FormatError::WrongCurve {
+            what: "base field prime q",
+        });
+    }
+    if c.u32()? != 32 {
+        return Err(FormatError::WrongCurve {
+            what: "scalar field size",
+        });
+    }
+    if !binfile::is_modulus::<Fr>(c.bytes(32)?) {
+        return Err(FormatError::WrongCurve {
+            what: "scalar field prime r",
+        });
+    }
+    let n_vars = c.u32()?;
+    let n_public = c.u32()?;
+    let domain_size = c.u32()?;
+    if n_vars == 0 || n_public >= n_vars {
+        return Err(FormatError::Invalid(format!(
+            "header: {n_public} public signals but {n_vars} variables"
+        )));
+    }
+    if !domain_size.is_power_of_two() || domain_size > 1 << 28 {
+        return Err(FormatError::Invalid(format!(
+            "header: domain size {domain_size} is not a power of two up to 2^28"
+        )));
+    }
+    let g1 = |c: &mut binfile::Cursor<'_>, what| -> Result<G1Affine, FormatError> {
+        g1_point(c.bytes(G1_BYTES)?, what, 0)
+    };
+    let alpha1 = g1(&mut c, "alpha1")?;
+    let beta1 = g1(&mut c, "beta1")?;
+    let beta2 = g2_point(c.bytes(G2_BYTES)?, "beta2", 0)?;
+    let gamma2 = g2_point(c.bytes(G2_BYTES)?, "gamma2", 0)?;
+    let delta1 = g1(&mut c, "delta1")?;
+    let delta2 = g2_point(c.bytes(G2_BYTES)?, "delta2", 0)?;
+    c.finish(2)?;
+    for (p, what) in [(&beta2, "beta2"), (&gamma2, "gamma2"), (&delta2, "delta2")] {
+        if !p.is_in_correct_subgroup_assuming_on_curve() {
+            return Err(FormatError::NotInSubgroup { what, index: 0 });
+        }
+    }
+    Ok(ZkeyHeader {
+        n_vars,
+        n_public,
+        domain_size,
+        alpha1,
+        beta1,
+        beta2,
+        gamma2,
+        delta1,
+        delta2,
+    })
+}
+
+/// R⁻¹ in Fr (R = 2^256 mod r), to take one Montgomery factor off stored coefficients.
+fn r_inverse() -> Fr {
+    // Invertible: R is a power of two and r is odd.
+    Fr::from(2u64).pow([256u64]).inverse().unwrap_or_default()
+}
+
+fn parse_coefs(bf: &BinFile<'_>, h: &ZkeyHeader) -> Result<Coefs, FormatError> {
+    const ENTRY: u64 = 12 + 32;
+    let s = bf.section(4)?;
+    let mut c = bf.cursor(4, "coefficients")?;
+    let n = c.u32()? as u64;
+    // Checked before allocating: the declared count must be exactly what the section holds.
+    if s.len as u64 != 4 + n * ENTRY {
+        return Err(FormatError::SectionSize {
+            id: 4,
+            what: "coefficients",
+            expected: 4 + n * ENTRY,
+            actual: s.len as u64,
+        });
+    }
+    let body = c.bytes((n * ENTRY) as usize)?;
+    let r_inv = r_inverse();
+    let parsed: Vec<(u32, Coef)> = body
+        .par_chunks_exact(ENTRY as usize)
+        .enumerate()
+        .map(|(i, e)| {
+            let word = |k: usize| u32::from_le_bytes([e[k], e[k + 1], e[k + 2], e[k + 3]]);
+            let (matrix, constraint, signal) = (word(0), word(4), word(8));
+            let bad = |m: String| FormatError::Invalid(format!("coefficient #{i}: {m}"));
+            if matrix > 1 {
+                return Err(bad(format!("matrix {matrix} is neither A (0) nor B (1)")));
+            }
+            if constraint >= h.domain_size {
+                return Err(bad(format!(
+                    "constraint {constraint} outside the domain of {}",
+                    h.domain_size
+                )));
+            }
+            if signal >= h.n_vars {
+                return Err(bad(format!(
+                    "signal {signal} outside the {} variables",
+                    h.n_vars
+                )));
+            }
+            let raw = binfile::canonical::<Fr>(&e[12..44]).ok_or(FormatError::NotCanonical {
+                what: "coefficient",
+                index: i as u64,
+            })?;
+            // The stored integer is c·R² (mod r); read as Montgomery form it is c·R.
+            let value = Fr::new_unchecked(raw) * r_inv;
+            Ok((
+                matrix,
+                Coef {
+                    constraint,
+                    signal,
+                    value,
+                },
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut out = Coefs::default();
+    for (m, coef) in parsed {
+        if m == 0 {
+            out.a.push(coef)
+        } else {
+            out.b.push(coef)
+        }
+    }
+    // snarkjs writes them in constraint order; sort (stably) in case another tool did not.
+    for v in [&mut out.a, &mut out.b] {
+        if !v.windows(2).all(|w| w[0].constraint <= w[1].constraint) {
+            v.sort_by_key(|c| c.constraint);
+        }
+    }
+    Ok(out)
+}
+
+#[inline]
+fn fq(b: &[u8], what: &'static str, index: u64) -> Result<Fq, FormatError> {
+    let l = binfile::limbs_le(b);
+    let v = BigInt::new(l);
+    if v >= Fq::MODULUS {
+        return Err(FormatError::NotCanonical { what, index });
+    }
+    // Montgomery form on disk is arkworks' internal form.
+    Ok(Fq::new_unchecked(v))
+}
+
+/// A G1 point from its 64 zkey bytes; all zeros is the point at infinity.
+pub fn g1_point(b: &[u8], what: &'static str, index: u64) -> Result<G1Affine, FormatError> {
+    if b.iter().all(|&x| x == 0) {
+        return Ok(G1Affine::identity());
+    }
+    let p = G1Affine::new_unchecked(fq(&b[..32], what, index)?, fq(&b[32..64], what, index)?);
+    if !p.is_on_curve() {
+        return Err(FormatError::NotOnCurve { what, index });
+    }
+    Ok(p)
+}
+
+/// A G2 point from its 128 zkey bytes (on-curve check only: the subgroup check costs a scalar
+/// multiplication per point and the prover's self-verification catches a bad key anyway).
+pub fn g2_point(b: &[u8], what: &'static str, index: u64) -> Result<G2Affine, FormatError> {
+    if b.iter().all(|&x| x == 0) {
+        return Ok(G2Affine::identity());
+    }
+    let x = Fq2::new(fq(&b[..32], what, index)?, fq(&b[32..64], what, index)?);
+    let y = Fq2::new(fq(&b[64..96], what, index)?, fq(&b[96..128], what, index)?);
+    let p = G2Affine::new_unchecked(x, y);
+    if !p.is_on_curve() {
+        return Err(FormatError::NotOnCurve { what, index });
+    }
+    Ok(p)
+}
+
+fn g1_points(bytes: &[u8], what: &'static str) -> Result<Vec<G1Affine>, FormatError> {
+    bytes
+        .par_chunks_exact(G1_BYTES)
+        .enumerate()
+        .map(|(i, b)| g1_point(b, what, i as u64))
+        .collect()
+}
+
+fn g2_points(bytes: &[u8], what: &'static str) -> Result<Vec<G2Affine>, FormatError> {
+    bytes
+        .par_chunks_exact(G2_BYTES)
+        .enumerate()
+        .map(|(i, b)| g2_point(b, what, i as u64))
+        .collect()
+}

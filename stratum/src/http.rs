@@ -1,0 +1,535 @@
+//! Artifact transfer for proving jobs (`docs/protocol.md`): the pool's side serves files by
+//! their SHA-256 at `GET /artifacts/<hex>`, the worker's side downloads a URL with a hard size
+//! bound. Plain HTTP/1.1 with one request per connection: all a pool needs to hand out proving
+//! keys and witnesses, without pulling a web stack into the worker.
+//!
+//! The fetcher streams the body to a caller's sink (so a 100 MB zkey never sits in memory
+//! twice), stops at the size bound instead of trusting the server, and understands
+//! `Content-Length`, chunked and read-to-close bodies. Redirects are not followed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::proving::ArtifactId;
+use crate::transport::{TlsOptions, client_tls_config};
+
+/// The longest request or response head either side reads.
+const MAX_HEAD: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("bad artifact URL {0:?} (expected http://host[:port]/path or https://...)")]
+    BadUrl(String),
+    #[error("{url}: {source}")]
+    Io { url: String, source: std::io::Error },
+    #[error("{url}: timed out")]
+    Timeout { url: String },
+    #[error("{url}: TLS: {reason}")]
+    Tls { url: String, reason: String },
+    #[error("{url}: malformed HTTP response: {reason}")]
+    Malformed { url: String, reason: String },
+    #[error("{url}: HTTP status {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: larger than the {limit}-byte limit")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: the sink refused the data: {source}")]
+    Sink { url: String, source: std::io::Error },
+}
+
+/// A parsed `http://` or `https://` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Starts with `/`.
+    pub path: String,
+}
+
+impl HttpUrl {
+    /// Parses `url`; a host that is empty or unspecified (`0.0.0.0`, `[::]`) means
+    /// `default_host` (the pool's own host), so a pool listening on every address can still
+    /// hand out usable links.
+    pub fn parse(url: &str, default_host: &str) -> Result<HttpUrl, HttpError> {
+        let bad = || HttpError::BadUrl(url.to_string());
+        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err(bad());
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') || path.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let (h, after) = r.split_once(']').ok_or_else(bad)?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+            None if tls => 443,
+            None => 80,
+        };
+        let host = if host.is_empty() || host == "0.0.0.0" || host == "::" {
+            default_host.to_string()
+        } else {
+            host.to_string()
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(HttpUrl {
+            tls,
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{host}:{}{}", self.port, self.path)
+    }
+}
+
+trait Stream: AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Downloads `url` into `sink`, at most `limit` bytes, the whole exchange within `timeout`.
+/// Returns the number of body bytes.
+pub async fn fetch(
+    url: &HttpUrl,
+    tls: &TlsOptions,
+    limit: u64,
+    timeout: Duration,
+    sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+) -> Result<u64, HttpError> {
+    let name = url.to_string();
+    match tokio::time::timeout(timeout, fetch_inner(url, &name, tls, limit, sink)).await {
+        Ok(r) => r,
+        Err(_) => Err(HttpError::Timeout { url: name }),
+    }
+}
+
+async fn fetch_inner(
+    url: &HttpUrl,
+    name: &str,
+    tls: &TlsOptions,
+    limit: u64,
+    sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+) -> Result<u64, HttpError> {
+    let io = |source| HttpError::Io {
+        url: name.to_string(),
+        source,
+    };
+    let malformed = |reason: &str| HttpError::Malformed {
+        url: name.to_string(),
+        reason: reason.to_string(),
+    };
+    let tcp = TcpStream::connect((url.host.as_str(), url.port))
+        .await
+        .map_err(io)?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream: Box<dyn Stream> = if url.tls {
+        let tls_err = |reason: String| HttpError::Tls {
+            url: name.to_string(),
+            reason,
+        };
+        let config = client_tls_config(tls).map_err(|e| tls_err(e.to_string()))?;
+        let server_name =
+            ServerName::try_from(url.host.clone()).map_err(|e| tls_err(e.to_string()))?;
+        let s = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| tls_err(e.to_string()))?;
+        Box::new(s)
+    } else {
+        Box::new(tcp)
+    };
+    let host_header = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: rigworker/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        url.path,
+        env!("CARGO_PKG_VERSION")
+    );
+    stream.write_all(req.as_bytes()).await.map_err(io)?;
+    stream.flush().await.map_err(io)?;
+    let mut r = BufReader::new(stream);
+    let head = read_head(&mut r)
+        .await
+        .map_err(io)?
+        .ok_or_else(|| malformed("the response head is missing or longer than 16 KiB"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") {
+        return Err(malformed("not an HTTP/1.x status line"));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| malformed("no status code"))?;
+    if status != 200 {
+        return Err(HttpError::Status {
+            url: name.to_string(),
+            status,
+        });
+    }
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("content-length") {
+            length = Some(v.parse().map_err(|_| malformed("bad Content-Length"))?);
+        } else if k.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = v.to_ascii_lowercase().contains("chunked");
+        }
+    }
+    let too_large = || HttpError::TooLarge {
+        url: name.to_string(),
+        limit,
+    };
+    let mut sink_write = |b: &[u8]| {
+        sink(b).map_err(|source| HttpError::Sink {
+            url: name.to_string(),
+            source,
+        })
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            let n = (&mut r)
+                .take(1024)
+                .read_line(&mut size_line)
+                .await
+                .map_err(io)?;
+            if n == 0 {
+                return Err(malformed("the chunked body ended early"));
+            }
+            let hex = size_line.trim().split(';').next().unwrap_or_default();
+            let size = u64::from_str_radix(hex, 16).map_err(|_| malformed("bad chunk size"))?;
+            if size == 0 {
+                break;
+            }
+            if total.saturating_add(size) > limit {
+                return Err(too_large());
+            }
+            copy_exact(&mut r, size, &mut buf, &mut sink_write)
+                .await
+                .map_err(|e| e.unwrap_or_else(|| malformed("the chunked body ended early")))?;
+            total += size;
+            let mut crlf = [0u8; 2];
+            r.read_exact(&mut crlf).await.map_err(io)?;
+        }
+    } else if let Some(len) = length {
+        if len > limit {
+            return Err(too_large());
+        }
+        copy_exact(&mut r, len, &mut buf, &mut sink_write)
+            .await
+            .map_err(|e| {
+                e.unwrap_or_else(|| malformed("the body is shorter than Content-Length"))
+            })?;
+        total = len;
+    } else {
+        loop {
+            let n = r.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > limit {
+                return Err(too_large());
+            }
+            sink_write(&buf[..n])?;
+        }
+    }
+    Ok(total)
+}
+
+/// Copies exactly `n` bytes; `Err(None)` when the stream ends first.
+async fn copy_exact<R: AsyncRead + Unpin>(
+    r: &mut R,
+    mut n: u64,
+    buf: &mut [u8],
+    sink: &mut impl FnMut(&[u8]) -> Result<(), HttpError>,
+) -> Result<(), Option<HttpError>> {
+    while n > 0 {
+        let want = n.min(buf.len() as u64) as usize;
+        let got = r.read(&mut buf[..want]).await.map_err(|_| None)?;
+        if got == 0 {
+            return Err(None);
+        }
+        sink(&buf[..got]).map_err(Some)?;
+        n -= got as u64;
+    }
+    Ok(())
+}
+
+/// Reads up to the blank line that ends an HTTP head; `None` when the peer closes first or
+/// the head exceeds [`MAX_HEAD`].
+async fn read_head<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> std::io::Result<Option<String>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut *r)
+            .take((MAX_HEAD - head.len().min(MAX_HEAD)) as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .await?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return Ok(None);
+        }
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        head.extend_from_slice(&line);
+    }
+    Ok(Some(
+        String::from_utf8_lossy(&head)
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n"),
+    ))
+}
+
+/// The files a pool hands out, by SHA-256.
+#[derive(Debug, Default)]
+pub struct ArtifactStore {
+    files: RwLock<HashMap<ArtifactId, PathBuf>>,
+}
+
+impl ArtifactStore {
+    pub fn new() -> ArtifactStore {
+        ArtifactStore::default()
+    }
+
+    /// Serves `path` under `id` (its SHA-256, computed by the caller).
+    pub fn insert(&self, id: ArtifactId, path: PathBuf) {
+        if let Ok(mut m) = self.files.write() {
+            m.insert(id, path);
+        }
+    }
+
+    fn get(&self, id: &ArtifactId) -> Option<PathBuf> {
+        self.files.read().ok()?.get(id).cloned()
+    }
+
+    /// The URL path of an artifact.
+    pub fn path_of(id: &ArtifactId) -> String {
+        format!("/artifacts/{id}")
+    }
+}
+
+/// Serves `GET /artifacts/<sha256>` from `store` on `listener` until the task is dropped.
+pub async fn serve_artifacts(listener: TcpListener, store: Arc<ArtifactStore>) {
+    loop {
+        let Ok((sock, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let store = store.clone();
+        tokio::spawn(async move {
+            let r = tokio::time::timeout(Duration::from_secs(600), answer(sock, &store)).await;
+            if let Ok(Err(e)) = r {
+                tracing::debug!(%peer, "artifact request: {e}");
+            }
+        });
+    }
+}
+
+async fn answer(sock: TcpStream, store: &ArtifactStore) -> std::io::Result<()> {
+    let mut r = BufReader::new(sock);
+    let head = match tokio::time::timeout(Duration::from_secs(10), read_head(&mut r)).await {
+        Ok(h) => h?,
+        Err(_) => None,
+    };
+    let mut sock = r.into_inner();
+    let reply = |status: &str| {
+        format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    };
+    let Some(head) = head else {
+        sock.write_all(reply("400 Bad Request").as_bytes()).await?;
+        return Ok(());
+    };
+    let first = head.split("\r\n").next().unwrap_or_default();
+    let mut parts = first.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method != "GET" && method != "HEAD" {
+        sock.write_all(reply("405 Method Not Allowed").as_bytes())
+            .await?;
+        return Ok(());
+    }
+    let path = target
+        .strip_prefix("/artifacts/")
+        .and_then(ArtifactId::from_hex)
+        .and_then(|id| store.get(&id));
+    let Some(path) = path else {
+        sock.write_all(reply("404 Not Found").as_bytes()).await?;
+        return Ok(());
+    };
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => {
+            sock.write_all(reply("404 Not Found").as_bytes()).await?;
+            return Ok(());
+        }
+    };
+    let len = file.metadata().await?.len();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await?;
+    if method == "GET" {
+        tokio::io::copy(&mut file, &mut sock).await?;
+    }
+    sock.flush().await?;
+    sock.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let u = HttpUrl::parse("http://127.0.0.1:8080/artifacts/ab", "pool").unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port), (false, "127.0.0.1", 8080));
+        assert_eq!(u.path, "/artifacts/ab");
+        let u = HttpUrl::parse("https://example.com", "pool").unwrap();
+        assert_eq!((u.tls, u.port, u.path.as_str()), (true, 443, "/"));
+        let u = HttpUrl::parse("http://0.0.0.0:81/x", "pool.lan").unwrap();
+        assert_eq!(u.host, "pool.lan");
+        let u = HttpUrl::parse("http://[::1]:81/x", "p").unwrap();
+        assert_eq!(u.to_string(), "http://[::1]:81/x");
+        for bad in [
+            "ftp://x/",
+            "http://x:0/",
+            "http://x:99999/",
+            "http://u@x/",
+            "x",
+        ] {
+            assert!(HttpUrl::parse(bad, "p").is_err(), "{bad}");
+        }
+    }
+
+    async fn fetch_all(url: &str, limit: u64) -> Result<Vec<u8>, HttpError> {
+        let u = HttpUrl::parse(url, "127.0.0.1")?;
+        let mut out = Vec::new();
+        let mut sink = |b: &[u8]| {
+            out.extend_from_slice(b);
+            Ok(())
+        };
+        fetch(
+            &u,
+            &TlsOptions::default(),
+            limit,
+            Duration::from_secs(10),
+            &mut sink,
+        )
+        .await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn serves_and_fetches_by_hash_with_a_size_bound() {
+        let dir = std::env::temp_dir().join(format!("rigworker-http-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+        let file = dir.join("a.bin");
+        std::fs::write(&file, &data).unwrap();
+        let id = ArtifactId::of(&data);
+        let store = Arc::new(ArtifactStore::new());
+        store.insert(id, file);
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(serve_artifacts(l, store));
+        let base = format!("http://127.0.0.1:{port}");
+        let got = fetch_all(&format!("{base}{}", ArtifactStore::path_of(&id)), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(got, data);
+        let e = fetch_all(&format!("{base}{}", ArtifactStore::path_of(&id)), 1000).await;
+        assert!(matches!(e, Err(HttpError::TooLarge { .. })), "{e:?}");
+        let e = fetch_all(&format!("{base}/artifacts/{}", "0".repeat(64)), 1 << 20).await;
+        assert!(
+            matches!(e, Err(HttpError::Status { status: 404, .. })),
+            "{e:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A server that answers with a fixed byte string, for body framings the pool never uses.
+    async fn canned(reply: &'static [u8]) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut b = [0u8; 1024];
+                let _ = s.read(&mut b).await;
+                let _ = s.write_all(reply).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        format!("http://127.0.0.1:{port}/x")
+    }
+
+    #[tokio::test]
+    async fn chunked_close_delimited_and_broken_bodies() {
+        let u = canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").await;
+        assert_eq!(fetch_all(&u, 100).await.unwrap(), b"abcde");
+        let u = canned(b"HTTP/1.0 200 OK\r\n\r\nhello").await;
+        assert_eq!(fetch_all(&u, 100).await.unwrap(), b"hello");
+        let u = canned(b"HTTP/1.0 200 OK\r\n\r\nhello").await;
+        assert!(matches!(
+            fetch_all(&u, 3).await,
+            Err(HttpError::TooLarge { .. })
+        ));
+        let u = canned(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").await;
+        assert!(matches!(
+            fetch_all(&u, 100).await,
+            Err(HttpError::Malformed { .. })
+        ));
+        let u = canned(b"garbage\r\n\r\n").await;
+        assert!(matches!(
+            fetch_all(&u, 100).await,
+            Err(HttpError::Malformed { .. })
+        ));
+        let u = canned(b"HTTP/1.1 302 Found\r\nLocation: /y\r\n\r\n").await;
+        assert!(matches!(
+            fetch_all(&u, 100).await,
+            Err(HttpError::Status { status: 302, .. })
+        ));
+    }
+}

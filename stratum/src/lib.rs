@@ -1,0 +1,27 @@
+//! Stratum V1 for SHA-256d mining: the work model, the wire messages, line framing over
+//! TCP/TLS/WebSocket, the miner's client session, and a validating pool server.
+//!
+//! - [`work`]: the only place that knows Stratum byte order (job → header, share → submit).
+//! - [`message`]: JSON-RPC lines to typed requests/notifications, with explicit errors.
+//! - [`connection`]: whole lines in and out, bounded line length, any transport.
+//! - [`transport`]: pool URLs, TCP / TLS (rustls) / WebSocket connects.
+//! - [`client`]: the long-lived session: handshake, jobs, submits, keepalive, failover.
+//! - [`proving`]: the proving-job extension (`prover.*`, `docs/protocol.md`).
+//! - [`http`]: artifact transfer for proving jobs (the pool serves, the worker fetches).
+//! - [`server`]: the built-in pool used by `rigworker pool`, tests and benches.
+
+pub mod client;
+pub mod connection;
+pub mod http;
+pub mod message;
+pub mod proving;
+pub mod server;
+pub mod transport;
+pub mod work;
+
+pub use client::{
+    Client, ClientConfig, ClientEvent, ClientHandle, PoolConfig, ProofResult, SubmitOutcome,
+    SubmitResult, Work,
+};
+pub use transport::{PoolUrl, Scheme, TlsOptions};
+pub use work::{Difficulty, ExtraNonce2, Extranonce, Hash256, HeaderBytes, Job, Share, Target};

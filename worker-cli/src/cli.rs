@@ -1,0 +1,319 @@
+//! The command line: subcommands and flags, following xmrig/cpuminer conventions
+//! (`-o URL -u USER -p PASS`, repeated `-o` for failover pools). Every flag can also come from
+//! an environment variable (`RIGWORKER_*`) or the TOML config file; flags win, then the
+//! environment, then the file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rigworker",
+    version,
+    about = "Headless SHA-256d mining worker for CPU and GPU rigs",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log line format.
+    #[arg(long, value_enum, global = true, env = "RIGWORKER_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Mine against a pool (or, with no -o, against the built-in pool on loopback).
+    Mine(MineArgs),
+    /// Run the built-in Stratum V1 pool alone.
+    Pool(PoolArgs),
+    /// Measure each device's hashrate.
+    Bench(BenchArgs),
+    /// List compiled-in backends, the devices they find, and why a backend has none.
+    Devices(DevicesArgs),
+    /// Make a Groth16 proof from a snarkjs .zkey and a .wtns; print the time of each phase.
+    Prove(ProveArgs),
+    /// Verify a Groth16 proof against a snarkjs verification key.
+    Verify(VerifyArgs),
+}
+
+/// Device selection, shared by `mine` and `bench`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DeviceArgs {
+    // The help is built at run time from what this build contains, so `--help` never lists
+    // a backend that was compiled out. Not a `value_parser` list: an unknown name gets the
+    // engine's own message (with the compiled-in names) from `select::chosen`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "RIGWORKER_BACKEND",
+        help = backend_help()
+    )]
+    pub backend: Vec<String>,
+    /// Device indices within the chosen backends (default: all).
+    #[arg(long, value_delimiter = ',', env = "RIGWORKER_DEVICES")]
+    pub devices: Vec<usize>,
+    /// CPU mining threads (default: one per logical core).
+    #[arg(short = 't', long, env = "RIGWORKER_THREADS")]
+    pub threads: Option<usize>,
+    /// Pin CPU mining thread i to core i.
+    #[arg(long, env = "RIGWORKER_CPU_AFFINITY")]
+    pub cpu_affinity: bool,
+    /// GPU work per launch as log2 of nonces (default: tuned so a launch takes 50-100 ms).
+    #[arg(long, env = "RIGWORKER_INTENSITY", value_parser = clap::value_parser!(u32).range(8..=32))]
+    pub intensity: Option<u32>,
+    /// Force a CPU kernel (portable, sha-ni, avx2, avx512, ...; default: the fastest here).
+    #[arg(long, env = "RIGWORKER_CPU_KERNEL")]
+    pub cpu_kernel: Option<String>,
+}
+
+/// "Backends to use ... (compiled in: cpu, cuda, ...)".
+fn backend_help() -> String {
+    format!(
+        "Backends to use, comma-separated, or `all` (compiled in: {}; default: cpu; devices: see `rigworker devices`)",
+        crate::select::compiled_names().join(", ")
+    )
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MineArgs {
+    /// Pool URL (stratum+tcp://, stratum+ssl://, ws://, wss://). Repeat for failover pools, in order.
+    #[arg(
+        short = 'o',
+        long = "url",
+        value_delimiter = ',',
+        env = "RIGWORKER_URL"
+    )]
+    pub urls: Vec<String>,
+    /// Pool user (usually WALLET.WORKER). Repeat to give each -o its own.
+    #[arg(short = 'u', long = "user", env = "RIGWORKER_USER")]
+    pub users: Vec<String>,
+    /// Pool password. Repeat to give each -o its own. Never logged.
+    #[arg(
+        short = 'p',
+        long = "pass",
+        env = "RIGWORKER_PASS",
+        hide_env_values = true
+    )]
+    pub passwords: Vec<String>,
+    /// SHA-256 fingerprint of the pool's TLS certificate (hex): pins it, self-signed allowed.
+    #[arg(long, env = "RIGWORKER_TLS_FINGERPRINT")]
+    pub tls_fingerprint: Option<String>,
+    /// Accept any TLS certificate (encrypted, not authenticated). For testing only.
+    #[arg(long, env = "RIGWORKER_TLS_INSECURE")]
+    pub tls_insecure: bool,
+    /// TOML config file (every flag has a key of the same name, with underscores).
+    #[arg(short = 'c', long, env = "RIGWORKER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub devices: DeviceArgs,
+    /// Seconds between speed lines.
+    #[arg(long, env = "RIGWORKER_PRINT_TIME")]
+    pub print_time: Option<u64>,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long, env = "RIGWORKER_DURATION")]
+    pub duration: Option<f64>,
+    /// Seconds of pool silence after which the connection is considered dead.
+    #[arg(long, env = "RIGWORKER_KEEPALIVE")]
+    pub keepalive: Option<u64>,
+    /// While on a backup pool, seconds between checks whether the first pool is back.
+    #[arg(long, env = "RIGWORKER_FAILBACK_INTERVAL")]
+    pub failback_interval: Option<f64>,
+    /// Do not ask the pool for version rolling (BIP310).
+    #[arg(long, env = "RIGWORKER_NO_VERSION_ROLLING")]
+    pub no_version_rolling: bool,
+    /// Ask the pool for this starting difficulty.
+    #[arg(long, env = "RIGWORKER_SUGGEST_DIFFICULTY")]
+    pub suggest_difficulty: Option<f64>,
+    /// Share difficulty of the built-in pool when no -o is given.
+    #[arg(long, env = "RIGWORKER_POOL_DIFFICULTY")]
+    pub pool_difficulty: Option<f64>,
+    /// Write the final summary as JSON to this file.
+    #[arg(long, env = "RIGWORKER_SUMMARY_JSON")]
+    pub summary_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub proving: MineProvingArgs,
+}
+
+/// Proving jobs inside `mine` (`docs/protocol.md`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct MineProvingArgs {
+    /// Take Groth16 proving jobs from the pool (prover.subscribe); hashing pauses while proving.
+    #[arg(long, env = "RIGWORKER_PROVE")]
+    pub prove: bool,
+    /// With no -o: the built-in pool also offers the circuits (NAME.zkey) and witnesses
+    /// (NAME.wtns, NAME.*.wtns) of this folder as proving jobs. Implies --prove.
+    #[arg(long, env = "RIGWORKER_PROVING_DIR")]
+    pub proving_dir: Option<PathBuf>,
+    /// Folder of cached proving keys (default: ~/.cache/rigworker/zkeys).
+    #[arg(long, env = "RIGWORKER_PROVING_CACHE")]
+    pub proving_cache: Option<PathBuf>,
+    /// Size bound of that folder in MiB; least recently used keys go first.
+    #[arg(long, env = "RIGWORKER_PROVING_CACHE_MB")]
+    pub proving_cache_mb: Option<u64>,
+    /// Precompute MSM tables for each proving key (more memory, faster repeated proofs).
+    #[arg(long, env = "RIGWORKER_PROVE_PRECOMPUTE")]
+    pub prove_precompute: bool,
+    /// Do not verify our own proofs before submitting them (on by default).
+    #[arg(long, env = "RIGWORKER_NO_VERIFY_PROOFS")]
+    pub no_verify_proofs: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PoolArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, env = "RIGWORKER_LISTEN")]
+    pub listen: Option<String>,
+    /// Share difficulty sent to miners (fractional allowed, e.g. 0.001).
+    #[arg(long, env = "RIGWORKER_DIFFICULTY")]
+    pub difficulty: Option<f64>,
+    /// Retarget each miner's difficulty toward one share every N seconds.
+    #[arg(long, env = "RIGWORKER_VARDIFF")]
+    pub vardiff: Option<f64>,
+    /// Seconds between new jobs.
+    #[arg(long, env = "RIGWORKER_JOB_INTERVAL")]
+    pub job_interval: Option<f64>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "RIGWORKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "RIGWORKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Speak Stratum over WebSocket instead of raw lines.
+    #[arg(long, env = "RIGWORKER_WEBSOCKET")]
+    pub websocket: bool,
+    /// Most simultaneous miner connections.
+    #[arg(long, env = "RIGWORKER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds between statistics lines.
+    #[arg(long, env = "RIGWORKER_PRINT_TIME")]
+    pub print_time: Option<u64>,
+    /// TOML config file.
+    #[arg(short = 'c', long, env = "RIGWORKER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Also offer proving jobs: the circuits (NAME.zkey) and witnesses (NAME.wtns,
+    /// NAME.*.wtns) of this folder; every submitted proof is verified.
+    #[arg(long, env = "RIGWORKER_PROVING_DIR")]
+    pub proving_dir: Option<PathBuf>,
+    /// Seconds between a worker's answered proof and its next proving job.
+    #[arg(long, env = "RIGWORKER_PROVING_INTERVAL")]
+    pub proving_interval: Option<f64>,
+}
+
+/// What `bench` measures.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WorkKind {
+    /// SHA-256d hashrate per device.
+    #[default]
+    Hash,
+    /// Groth16 proving (circuits of 2^16 and 2^18 constraints) and MSMs of 2^16..2^20 points.
+    Prove,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = WorkKind::Hash)]
+    pub work: WorkKind,
+    /// With --work prove: also the 2^20-constraint circuit.
+    #[arg(long)]
+    pub large: bool,
+    /// With --work prove: proofs (and MSMs) per size; the figures are medians.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: u32,
+    /// With --work prove: where the generated benchmark circuits are kept between runs
+    /// (default: ~/.cache/rigworker/bench-circuits).
+    #[arg(long)]
+    pub circuits: Option<PathBuf>,
+    /// With --work prove: bench this circuit (snarkjs .zkey, needs --wtns) instead.
+    #[arg(long, requires = "wtns")]
+    pub zkey: Option<PathBuf>,
+    /// Witness for --zkey.
+    #[arg(long, requires = "zkey")]
+    pub wtns: Option<PathBuf>,
+    /// With --work prove: MSM sizes as log2 of points (default 16,18 and 20 with --large); G2
+    /// is timed at the smallest.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub msm_log: Vec<u32>,
+    /// With --work prove: also time `snarkjs groth16 prove` (from PATH or $SNARKJS) on the
+    /// same files, as the baseline of the same run.
+    #[arg(long)]
+    pub snarkjs: bool,
+    #[command(flatten)]
+    pub devices: DeviceArgs,
+    /// Seconds per device.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Benchmark every CPU kernel this machine supports, not just the default.
+    #[arg(long)]
+    pub all_kernels: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProveArgs {
+    /// snarkjs Groth16 proving key (BN254).
+    #[arg(long)]
+    pub zkey: PathBuf,
+    /// Witness (.wtns) of the same circuit.
+    #[arg(long)]
+    pub wtns: PathBuf,
+    /// Write the proof here (snarkjs proof.json format).
+    #[arg(long)]
+    pub proof: Option<PathBuf>,
+    /// Write the public signals here (snarkjs public.json format).
+    #[arg(long)]
+    pub public: Option<PathBuf>,
+    /// Proving backend (compiled in: cpu).
+    #[arg(long, default_value = "cpu", env = "RIGWORKER_PROVE_BACKEND")]
+    pub backend: String,
+    /// Do not verify the proof before writing it (verification is on by default).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Precompute MSM tables from the key first (slower load, faster proofs: what a worker
+    /// that proves the same circuit repeatedly does).
+    #[arg(long)]
+    pub precompute: bool,
+    /// Prove this many times with the key loaded once; timings are medians.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Threads for the MSMs and NTTs (default: one per logical core).
+    #[arg(short = 't', long, env = "RIGWORKER_THREADS")]
+    pub threads: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// snarkjs verification_key.json.
+    #[arg(long)]
+    pub vkey: PathBuf,
+    /// proof.json.
+    #[arg(long)]
+    pub proof: PathBuf,
+    /// public.json.
+    #[arg(long)]
+    pub public: PathBuf,
+}

@@ -1,0 +1,214 @@
+//! `rigworker bench`: each device's hashrate as the median of one-second intervals, with an
+//! impossible target so the figure is pure search speed. Table or `--json`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use backends::{
+    BackendKind, HashBackend, HashWorker, HeaderTemplate, NonceRange, ScanControl, ScanTarget,
+};
+use serde::Serialize;
+
+use crate::cli::{BenchArgs, DeviceArgs};
+use crate::engine::stats::format_rate;
+
+#[derive(Serialize, Debug, Clone)]
+pub struct BenchResult {
+    pub backend: String,
+    pub device: usize,
+    pub name: String,
+    pub detail: String,
+    pub threads: usize,
+    /// Median of the per-interval rates, hashes per second.
+    pub median_hps: f64,
+    pub min_hps: f64,
+    pub max_hps: f64,
+    pub intervals: usize,
+}
+
+/// Runs `workers` together for `seconds` (at least one interval) and returns per-interval
+/// hashrates (H/s).
+pub fn measure(workers: Vec<Box<dyn HashWorker>>, seconds: Duration) -> Vec<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut header = [0u8; 80];
+    for (i, b) in header.iter_mut().enumerate() {
+        *b = (i as u8)
+            .wrapping_mul(97)
+            .wrapping_add(rand::random::<u8>());
+    }
+    let header = HeaderTemplate(header);
+    let target = ScanTarget::from_le_bytes([0; 32]);
+    let ctls: Vec<Arc<ScanControl>> = workers
+        .iter()
+        .map(|_| Arc::new(ScanControl::new()))
+        .collect();
+    let handles: Vec<_> = workers
+        .into_iter()
+        .zip(ctls.iter().cloned())
+        .enumerate()
+        .map(|(i, (mut w, ctl))| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                if w.start_on_thread().is_err() {
+                    return;
+                }
+                let mut found = Vec::new();
+                // Each worker starts in its own 2^28-nonce region. A scan covers several of
+                // the device's tuned launches, so a GPU keeps two in flight as it does when
+                // mining instead of idling between short calls.
+                let step = w
+                    .min_scan_nonces()
+                    .saturating_mul(8)
+                    .clamp(1 << 22, 1 << 31);
+                let mut next: u64 = (i as u64) << 28;
+                while !stop.load(Ordering::Relaxed) {
+                    let start = (next & 0xffff_ffff) as u32;
+                    let end = start.saturating_add((step - 1) as u32);
+                    next += step;
+                    if w.scan(
+                        &header,
+                        &target,
+                        NonceRange { start, end },
+                        &ctl,
+                        &mut found,
+                    )
+                    .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    let total = |c: &[Arc<ScanControl>]| c.iter().map(|c| c.hashes()).sum::<u64>();
+    // One warm-up second (clocks ramp, caches fill) is not counted.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut rates = Vec::new();
+    let mut last = (Instant::now(), total(&ctls));
+    let start = Instant::now();
+    // Checked: a library caller may pass any Duration; one too far ahead means "until stopped".
+    let end = start.checked_add(seconds.max(Duration::from_secs(1)));
+    while end.is_none_or(|end| Instant::now() < end) {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = (Instant::now(), total(&ctls));
+        rates.push((now.1 - last.1) as f64 / now.0.duration_since(last.0).as_secs_f64());
+        last = now;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in &ctls {
+        c.cancel();
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    rates
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn bench_backend(
+    backend: &dyn HashBackend,
+    args: &DeviceArgs,
+    seconds: Duration,
+    out: &mut Vec<BenchResult>,
+) -> Result<()> {
+    let devices = match backend.devices() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(());
+        }
+    };
+    let selected = crate::select::by_index(&devices, args);
+    if selected.is_empty() {
+        bail!(crate::select::no_such_device(
+            backend.kind(),
+            &devices,
+            args
+        ));
+    }
+    for d in selected {
+        let workers = backend.open(d.index, crate::select::threads_for(backend.kind(), args))?;
+        let n = workers.len();
+        eprintln!(
+            "benchmarking {}#{} {} ({}) with {n} thread(s) for {} s...",
+            backend.kind(),
+            d.index,
+            d.name,
+            d.detail,
+            seconds.as_secs_f64()
+        );
+        let mut rates = measure(workers, seconds);
+        let (min, max) = rates
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        out.push(BenchResult {
+            backend: backend.kind().to_string(),
+            device: d.index,
+            name: d.name.clone(),
+            detail: d.detail.clone(),
+            threads: n,
+            median_hps: median(&mut rates),
+            min_hps: if rates.is_empty() { 0.0 } else { min },
+            max_hps: max,
+            intervals: rates.len(),
+        });
+    }
+    Ok(())
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.work == crate::cli::WorkKind::Prove {
+        return super::bench_prove::run(args);
+    }
+    let seconds = super::seconds("--seconds", args.seconds)?;
+    let mut results = Vec::new();
+    let backends = crate::select::chosen(&args.devices)?;
+    for b in &backends {
+        if b.kind() == BackendKind::Cpu && args.all_kernels {
+            for k in backends::cpu::Kernel::available() {
+                let cpu = backends::cpu::CpuBackend::with_kernel(k)
+                    .pin_threads(args.devices.cpu_affinity);
+                bench_backend(&cpu, &args.devices, seconds, &mut results)?;
+            }
+        } else {
+            bench_backend(b.as_ref(), &args.devices, seconds, &mut results)?;
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        println!(
+            "{:<8} {:<4} {:<28} {:<26} {:>7} {:>14} {:>14} {:>14}",
+            "backend", "dev", "name", "kernel", "threads", "median", "min", "max"
+        );
+        for r in &results {
+            let name: String = r.name.chars().take(28).collect();
+            println!(
+                "{:<8} {:<4} {:<28} {:<26} {:>7} {:>14} {:>14} {:>14}",
+                r.backend,
+                r.device,
+                name,
+                r.detail,
+                r.threads,
+                format_rate(Some(r.median_hps)),
+                format_rate(Some(r.min_hps)),
+                format_rate(Some(r.max_hps))
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! `rigworker bench --work prove`: Groth16 proving of circuits of 2^16 and 2^18 constraints
+//! (2^20 with `--large`; or any snarkjs key with `--zkey/--wtns`), each proven `--repeat` times
+//! with the key loaded once, as a single proof would (no tables) and as a worker does (tables
+//! precomputed and kept); and MSMs of 2^16..2^20 points against arkworks' own MSM measured in
+//! the same run. `--snarkjs` adds snarkjs's time on the same files as a baseline. The circuits
+//! are made once by our own setup (`proofs::synth`) and kept in a cache folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use ark_ec::scalar_mul::BatchMulPreprocessing;
+use ark_ec::{PrimeGroup, VariableBaseMSM};
+use ark_ff::PrimeField;
+use backends::prove::{
+    FixedBaseMsm, Fr, G1Projective, G2Projective, Precompute, ProveBackend, ScalarRepr,
+};
+use proofs::prover::{PreparedKey, ProveOptions};
+use proofs::{Witness, synth};
+use rand::RngCore;
+use serde::Serialize;
+
+use crate::cli::BenchArgs;
+
+#[derive(Serialize)]
+struct ProveResult {
+    circuit: String,
+    domain_size: u32,
+    n_vars: u32,
+    precompute: bool,
+    load_ms: f64,
+    proofs: usize,
+    /// Median of each phase, milliseconds (`total` last).
+    phases_ms: Vec<(String, f64)>,
+    peak_rss_bytes: Option<u64>,
+    snarkjs_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct MsmResult {
+    group: &'static str,
+    points: usize,
+    ours_ms: f64,
+    arkworks_ms: f64,
+    /// arkworks' time over ours, both medians of this run.
+    speedup: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    threads: usize,
+    prove: Vec<ProveResult>,
+    msm: Vec<MsmResult>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    super::bench::median(&mut v)
+}
+
+fn default_dir() -> PathBuf {
+    crate::artifacts::ArtifactCache::default_dir()
+        .parent()
+        .map(|p| p.join("bench-circuits"))
+        .unwrap_or_else(|| std::env::temp_dir().join("rigworker-bench-circuits"))
+}
+
+/// The synthetic circuit filling a domain of 2^log points, made once and kept in `dir`.
+fn synthetic(dir: &Path, log: u32) -> Result<(String, PathBuf, PathBuf)> {
+    let name = format!("chain-2^{log}");
+    let zkey = dir.join(format!("{name}.zkey"));
+    let wtns = dir.join(format!("{name}.wtns"));
+    if !(zkey.exists() && wtns.exists()) {
+        eprintln!(
+            "making the 2^{log}-constraint benchmark circuit in {} (once)...",
+            dir.display()
+        );
+        let t = Instant::now();
+        let c = synth::generate(synth::constraints_for_domain(log))?;
+        synth::write(&c, dir, &name)?;
+        eprintln!("  done in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    Ok((name, zkey, wtns))
+}
+
+fn random_scalars(n: usize) -> Vec<Fr> {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| {
+            let mut b = [0u8; 64];
+            rng.fill_bytes(&mut b);
+            Fr::from_le_bytes_mod_order(&b)
+        })
+        .collect()
+}
+
+fn time_snarkjs(zkey: &Path, wtns: &Path, repeat: u32) -> Result<f64> {
+    let cmd = std::env::var("SNARKJS").unwrap_or_else(|_| "snarkjs".into());
+    let out = std::env::temp_dir().join(format!("rigworker-bench-snarkjs-{}", std::process::id()));
+    std::fs::create_dir_all(&out)?;
+    let mut times = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        let st = Command::new(&cmd)
+            .args(["groth16", "prove"])
+            .arg(zkey)
+            .arg(wtns)
+            .arg(out.join("proof.json"))
+            .arg(out.join("public.json"))
+            .output()
+            .with_context(|| format!("running {cmd} (install it with npm install -g snarkjs)"))?;
+        if !st.status.success() {
+            return Err(anyhow!(
+                "snarkjs failed: {}",
+                String::from_utf8_lossy(&st.stderr)
+            ));
+        }
+        times.push(ms(t.elapsed()));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(median(times))
+}
+
+/// Our prepared MSM against arkworks' `VariableBaseMSM::msm` on the same bases and scalars,
+/// alternating, `repeat` times each; the two results must agree.
+fn time_msm<G: VariableBaseMSM<ScalarField = Fr>>(
+    group: &'static str,
+    bases: &[G::MulBase],
+    ours: &dyn FixedBaseMsm<G>,
+    scalars: &[Fr],
+    reprs: &[ScalarRepr],
+    repeat: u32,
+) -> Result<MsmResult> {
+    let mut mine = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let a = ours.msm(reprs)?;
+        mine.push(ms(t.elapsed()));
+        let t = Instant::now();
+        let b = G::msm(bases, scalars).map_err(|_| anyhow!("arkworks MSM"))?;
+        theirs.push(ms(t.elapsed()));
+        if a != b {
+            return Err(anyhow!(
+                "our {group} MSM of {} points disagrees with arkworks'",
+                bases.len()
+            ));
+        }
+    }
+    let (o, t) = (median(mine), median(theirs));
+    Ok(MsmResult {
+        group,
+        points: bases.len(),
+        ours_ms: o,
+        arkworks_ms: t,
+        speedup: t / o,
+    })
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if let Some(t) = args.devices.threads {
+        proofs::init_threads(t);
+    }
+    let backend: Arc<dyn ProveBackend> = backends::prove::prove_backend("cpu")
+        .ok_or_else(|| anyhow!("no CPU proving backend compiled in"))?;
+    let repeat = args.repeat.max(1);
+    let dir = args.circuits.clone().unwrap_or_else(default_dir);
+    let circuits: Vec<(String, PathBuf, PathBuf)> = match (&args.zkey, &args.wtns) {
+        (Some(z), Some(w)) => vec![(
+            z.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "circuit".into()),
+            z.clone(),
+            w.clone(),
+        )],
+        _ => {
+            let mut logs = vec![16, 18];
+            if args.large {
+                logs.push(20);
+            }
+            logs.into_iter()
+                .map(|l| synthetic(&dir, l))
+                .collect::<Result<_>>()?
+        }
+    };
+    let mut report = Report {
+        threads: proofs::threads(),
+        prove: Vec::new(),
+        msm: Vec::new(),
+    };
+    for (name, zkey, wtns) in &circuits {
+        let witness = Witness::load(wtns)?;
+        let snarkjs_ms = if args.snarkjs {
+            Some(time_snarkjs(zkey, wtns, repeat)?)
+        } else {
+            None
+        };
+        for pre in [Precompute::None, Precompute::Tables] {
+            let t = Instant::now();
+            let key = PreparedKey::load(zkey, backend.clone(), pre)?;
+            let load = t.elapsed();
+            let mut runs = Vec::new();
+            for _ in 0..repeat {
+                let out = key.prove(&witness, ProveOptions { self_check: true })?;
+                runs.push(out.timings);
+            }
+            let phases = super::prove::median_timings(&runs)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            report.prove.push(ProveResult {
+                circuit: name.clone(),
+                domain_size: key.header.domain_size,
+                n_vars: key.header.n_vars,
+                precompute: pre == Precompute::Tables,
+                load_ms: ms(load),
+                proofs: runs.len(),
+                phases_ms: phases,
+                peak_rss_bytes: proofs::mem::peak_rss_bytes(),
+                snarkjs_ms,
+            });
+        }
+    }
+    let mut sizes = args.msm_log.clone();
+    if sizes.is_empty() {
+        sizes = vec![16, 18];
+        if args.large {
+            sizes.push(20);
+        }
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    let g2_at = sizes.first().copied();
+    for log in sizes {
+        let n = 1usize << log;
+        let scalars = random_scalars(n);
+        let reprs: Vec<ScalarRepr> = scalars.iter().map(|s| s.into_bigint()).collect();
+        let bases =
+            BatchMulPreprocessing::new(G1Projective::generator(), n).batch_mul(&random_scalars(n));
+        let prepared = backend.prepare_g1(&bases, Precompute::None)?;
+        report.msm.push(time_msm(
+            "G1",
+            &bases,
+            prepared.as_ref(),
+            &scalars,
+            &reprs,
+            repeat,
+        )?);
+        if Some(log) == g2_at {
+            let bases = BatchMulPreprocessing::new(G2Projective::generator(), n)
+                .batch_mul(&random_scalars(n));
+            let prepared = backend.prepare_g2(&bases, Precompute::None)?;
+            report.msm.push(time_msm(
+                "G2",
+                &bases,
+                prepared.as_ref(),
+                &scalars,
+                &reprs,
+                repeat,
+            )?);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "Groth16/BN254 proving, {} threads, medians of {repeat} proofs per row",
+        report.threads
+    );
+    println!(
+        "{:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "circuit",
+        "domain",
+        "tables",
+        "load ms",
+        "ntt",
+        "msm g1",
+        "msm g2",
+        "total ms",
+        "peak MB",
+        "snarkjs"
+    );
+    for r in &report.prove {
+        let get = |k: &str| {
+            r.phases_ms
+                .iter()
+                .find(|(n, _)| n == k)
+                .map_or(0.0, |(_, v)| *v)
+        };
+        let g1 = get("msm_a_g1") + get("msm_b_g1") + get("msm_c_g1") + get("msm_h_g1");
+        println!(
+            "{:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10}",
+            r.circuit,
+            format!("2^{}", r.domain_size.trailing_zeros()),
+            if r.precompute { "yes" } else { "no" },
+            r.load_ms,
+            get("ntt"),
+            g1,
+            get("msm_b_g2"),
+            get("total"),
+            r.peak_rss_bytes
+                .map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
+            r.snarkjs_ms.map_or("-".into(), |s| format!(
+                "{:.0} ({:.1}x)",
+                s,
+                s / get("total").max(1e-9)
+            )),
+        );
+    }
+    println!();
+    println!(
+        "{:<4} {:>8} {:>10} {:>12} {:>8}",
+        "MSM", "points", "ours ms", "arkworks ms", "speedup"
+    );
+    for m in &report.msm {
+        println!(
+            "{:<4} {:>8} {:>10.1} {:>12.1} {:>7.2}x",
+            m.group,
+            format!("2^{}", m.points.trailing_zeros()),
+            m.ours_ms,
+            m.arkworks_ms,
+            m.speedup
+        );
+    }
+    Ok(())
+}

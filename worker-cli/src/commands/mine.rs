@@ -1,0 +1,187 @@
+//! `rigworker mine`: connect to the configured pools (or start the built-in pool on loopback
+//! when none is given), mine on the chosen devices until SIGINT/SIGTERM or `--duration`, then
+//! print the summary (and write it as JSON with `--summary-json`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use stratum::client::{ClientConfig, PoolConfig};
+use stratum::proving::ProverCapabilities;
+use stratum::server::{ProvingConfig, Server, ServerConfig, VardiffConfig};
+use stratum::transport::{TlsOptions, parse_fingerprint};
+use tracing::info;
+
+use crate::artifacts::ArtifactCache;
+use crate::cli::MineArgs;
+use crate::config::{FileConfig, PoolEntry, merge_mine};
+use crate::engine::prove::ProvingEngine;
+use crate::engine::{self, EngineConfig, EngineState};
+use proofs::prover::ProveOptions;
+use proofs::{KeyCache, Precompute};
+
+/// Runs `mine` with the flags (and environment) in `args` and the config file `file` that
+/// `main` already read (it needs the file's `log_format` before logging starts).
+pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
+    let (args, pools) = merge_mine(args, file)?;
+    // Every time value is checked before anything starts, so a bad one is an error message,
+    // never a panic in a timer later.
+    let duration = args
+        .duration
+        .map(|d| super::seconds("--duration", d))
+        .transpose()?;
+    let print_interval = super::whole_seconds("--print-time", args.print_time.unwrap_or(60))?;
+    // Checked on a throw-away config now, so a bad value is reported before the devices and
+    // the built-in pool start.
+    apply_client_flags(&mut ClientConfig::new(Vec::new()), &args)?;
+    let proving = proving_engine(&args)?;
+    let workers = crate::select::open_workers(&args.devices)?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let mut builtin = None;
+        let pools = if pools.is_empty() {
+            let mut cfg = ServerConfig {
+                listen: "127.0.0.1:0".parse()?,
+                ..ServerConfig::default()
+            };
+            if let Some(dir) = &args.proving.proving_dir {
+                let mut p = ProvingConfig::new(dir.clone());
+                // A demo: the next proving job a few seconds after each answer, hashing
+                // in between.
+                p.interval = Duration::from_secs(5);
+                cfg.proving = Some(p);
+            }
+            match args.pool_difficulty {
+                Some(d) => {
+                    cfg.difficulty = d;
+                    cfg.vardiff = None;
+                }
+                None => {
+                    // Start easy and let vardiff settle on a share every few seconds, so a new
+                    // user sees accepted shares within seconds on any machine.
+                    cfg.difficulty = 0.001;
+                    cfg.vardiff = Some(VardiffConfig {
+                        target_share_secs: 3.0,
+                        min: 1e-6,
+                        max: 1e12,
+                        ..VardiffConfig::default()
+                    });
+                }
+            }
+            let server = Server::bind(cfg)
+                .await
+                .context("starting the built-in pool")?;
+            let addr = server.local_addr();
+            info!(%addr, "no pool given: mining against the built-in pool");
+            builtin = Some(server.spawn());
+            vec![PoolEntry {
+                url: format!("stratum+tcp://{addr}"),
+                user: "rigworker.local".into(),
+                pass: "x".into(),
+                tls_fingerprint: None,
+                tls_insecure: false,
+            }]
+        } else {
+            pools
+        };
+        let mut client = client_config(&pools, &args)?;
+        if proving.is_some() {
+            client.prover = Some(ProverCapabilities::groth16_bn254(
+                1 << 28,
+                vec!["cpu".into()],
+            ));
+        }
+        let cfg = EngineConfig {
+            client,
+            print_interval,
+            duration,
+            drain_timeout: Duration::from_secs(5),
+            proving,
+        };
+        let state = Arc::new(Mutex::new(EngineState::default()));
+        let summary = engine::run(cfg, workers, super::shutdown_signal(), state).await;
+        println!("{}", summary.render());
+        if let Some(path) = &args.summary_json {
+            std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(pool) = builtin {
+            pool.shutdown().await;
+        }
+        Ok(())
+    })
+}
+
+/// The prover `mine` runs proving jobs on, when asked to take them.
+fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
+    let p = &args.proving;
+    if !(p.prove || p.proving_dir.is_some()) {
+        return Ok(None);
+    }
+    if p.proving_dir.is_some() && !args.urls.is_empty() {
+        bail!("--proving-dir configures the built-in pool: it cannot be combined with -o");
+    }
+    let dir = p
+        .proving_cache
+        .clone()
+        .unwrap_or_else(ArtifactCache::default_dir);
+    let mb = p.proving_cache_mb.unwrap_or(4096);
+    let cache = ArtifactCache::new(dir, mb.saturating_mul(1 << 20), TlsOptions::default())
+        .context("proving-key cache")?;
+    let backend = backends::prove::prove_backend("cpu")
+        .ok_or_else(|| anyhow::anyhow!("no CPU proving backend compiled in"))?;
+    let pre = if p.prove_precompute {
+        Precompute::Tables
+    } else {
+        Precompute::None
+    };
+    let keys = KeyCache::new(backend, pre, 2);
+    let options = ProveOptions {
+        self_check: !p.no_verify_proofs,
+    };
+    Ok(Some(Arc::new(ProvingEngine::new(cache, keys, options))))
+}
+
+pub fn client_config(pools: &[PoolEntry], args: &MineArgs) -> Result<ClientConfig> {
+    let mut out = Vec::new();
+    for p in pools {
+        let url = p.url.parse().with_context(|| format!("pool {}", p.url))?;
+        let fingerprint = match &p.tls_fingerprint {
+            Some(f) => Some(parse_fingerprint(f).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        out.push(PoolConfig {
+            url,
+            user: p.user.clone(),
+            password: p.pass.clone(),
+            tls: TlsOptions {
+                fingerprint,
+                insecure: p.tls_insecure,
+                extra_roots: Vec::new(),
+            },
+        });
+    }
+    let mut c = ClientConfig::new(out);
+    apply_client_flags(&mut c, args)?;
+    Ok(c)
+}
+
+/// The client settings that come from flags rather than from the pool list.
+fn apply_client_flags(c: &mut ClientConfig, args: &MineArgs) -> Result<()> {
+    if let Some(k) = args.keepalive {
+        c.keepalive = super::whole_seconds("--keepalive", k)?;
+    }
+    if let Some(f) = args.failback_interval {
+        c.failback_interval = super::seconds("--failback-interval", f)?;
+    }
+    if let Some(d) = args.suggest_difficulty
+        && !(d.is_finite() && d > 0.0)
+    {
+        bail!("--suggest-difficulty must be a positive number, got {d}");
+    }
+    if args.no_version_rolling {
+        c.version_rolling = None;
+    }
+    c.suggest_difficulty = args.suggest_difficulty;
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! `rigworker pool`: the built-in Stratum V1 pool on its own, for LAN rigs, third-party
+//! miners, tests and demos. Prints per-worker statistics periodically and on exit.
+
+use anyhow::{Context, Result, bail};
+use stratum::server::{
+    ProvingConfig, Server, ServerConfig, ServerStats, ServerTransport, TlsIdentity, VardiffConfig,
+};
+use tracing::info;
+
+use crate::cli::PoolArgs;
+use crate::config::{FileConfig, merge_pool};
+
+/// Runs `pool` with the flags (and environment) in `args` and the config file `file` that
+/// `main` already read.
+pub fn run(args: PoolArgs, file: &FileConfig) -> Result<()> {
+    let args = merge_pool(args, file);
+    let mut cfg = ServerConfig::default();
+    if let Some(l) = &args.listen {
+        cfg.listen = l
+            .parse()
+            .with_context(|| format!("--listen {l:?} is not an address:port"))?;
+    }
+    if let Some(d) = args.difficulty {
+        if !(d.is_finite() && d > 0.0) {
+            bail!("--difficulty must be positive");
+        }
+        cfg.difficulty = d;
+    }
+    if let Some(secs) = args.vardiff {
+        // Same bounds and message as every other time flag; the server's own check would
+        // name its config field rather than the flag.
+        super::seconds("--vardiff", secs)?;
+        cfg.vardiff = Some(VardiffConfig {
+            target_share_secs: secs,
+            ..VardiffConfig::default()
+        });
+    }
+    if let Some(j) = args.job_interval {
+        cfg.job_interval = super::seconds("--job-interval", j)?;
+    }
+    if let Some(m) = args.max_connections {
+        cfg.max_connections = m;
+    }
+    if let Some(dir) = &args.proving_dir {
+        let mut p = ProvingConfig::new(dir.clone());
+        if let Some(i) = args.proving_interval {
+            p.interval = if i == 0.0 {
+                std::time::Duration::ZERO
+            } else {
+                super::seconds("--proving-interval", i)?
+            };
+        }
+        cfg.proving = Some(p);
+    }
+    cfg.transport = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let id = TlsIdentity::from_pem_files(cert, key)?;
+            if args.websocket {
+                ServerTransport::Wss(id)
+            } else {
+                ServerTransport::Tls(id)
+            }
+        }
+        _ if args.websocket => ServerTransport::Ws,
+        _ => ServerTransport::Tcp,
+    };
+    let print = super::whole_seconds("--print-time", args.print_time.unwrap_or(30))?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let server = Server::bind(cfg).await.context("starting the pool")?;
+        let addr = server.local_addr();
+        println!("rigworker pool listening on {addr}");
+        let handle = server.spawn();
+        println!("miners connect with: -o {}", handle.url());
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + print, print);
+        let stop = super::shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tick.tick() => info!("{}", stats_line(&handle.stats())),
+            }
+        }
+        let stats = handle.stats();
+        handle.shutdown().await;
+        println!("{}", stats_line(&stats));
+        for (name, w) in &stats.workers {
+            println!(
+                "  worker {name}: accepted {} rejected {} best difficulty {:.4}",
+                w.accepted,
+                w.rejected_total(),
+                w.best_difficulty
+            );
+        }
+        Ok(())
+    })
+}
+
+fn stats_line(s: &ServerStats) -> String {
+    format!(
+        "pool: {} connections, {} workers, accepted {} rejected {} ({:?}), jobs {}{}",
+        s.connections,
+        s.workers.len(),
+        s.total.accepted,
+        s.total.rejected_total(),
+        s.total.rejected,
+        s.jobs,
+        if s.proof_jobs > 0 {
+            format!(
+                ", proving jobs {} proofs accepted {} rejected {:?}",
+                s.proof_jobs, s.proofs_accepted, s.proofs_rejected
+            )
+        } else {
+            String::new()
+        }
+    )
+}

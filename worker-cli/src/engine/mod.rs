@@ -1,0 +1,806 @@
+//! The mining engine: the one place that knows both the pool protocol and the devices.
+//!
+//! It runs the Stratum client, installs each job in the [`Dispatcher`], drives every device
+//! worker on its own OS thread, re-checks every nonce a device reports on the CPU before it
+//! is submitted, switches jobs (cancelling device scans on `clean_jobs`), keeps exact share
+//! accounting and hashrate windows, prints xmrig-style summaries, and shuts down cleanly.
+
+pub mod dispatch;
+pub mod prove;
+pub mod stats;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backends::{DeviceInfo, HashWorker, ScanControl};
+use serde::Serialize;
+use stratum::client::{
+    Client, ClientConfig, ClientEvent, ClientHandle, SubmitOutcome, SubmitResult,
+};
+use stratum::work::{Hash256, Share, hash_difficulty};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+pub use dispatch::{Dispatcher, WorkUnit};
+use stats::{DeviceStats, PoolCounts, RateWindow, ShareCounts, ShareEnd, format_rate};
+
+/// How long a unit of work should take on one device: long enough that asking for work is
+/// rare, short enough that a non-clean job switch is picked up quickly.
+const UNIT_TARGET: Duration = Duration::from_millis(250);
+/// How long one scan call should take: the bound on how late a found nonce is reported.
+const SLICE_TARGET: Duration = Duration::from_micros(300);
+
+pub struct EngineConfig {
+    pub client: ClientConfig,
+    /// Interval of the periodic speed line.
+    pub print_interval: Duration,
+    /// Stop by itself after this long (benchmarks, tests, timed runs).
+    pub duration: Option<Duration>,
+    /// How long to wait for the pool's answers to in-flight shares at shutdown.
+    pub drain_timeout: Duration,
+    /// Proving jobs (`docs/protocol.md`), when the client subscribes to them.
+    pub proving: Option<Arc<prove::ProvingEngine>>,
+}
+
+/// A device worker as the engine tracks it.
+struct DeviceSlot {
+    info: DeviceInfo,
+    label: String,
+    ctl: Arc<ScanControl>,
+}
+
+/// What became of a nonce a device reported; decided on the device's own thread, so a valid
+/// share goes to the pool without waiting for the engine task to be scheduled.
+enum Fate {
+    /// Did not meet the target when re-hashed on the CPU: never sent.
+    HardwareError,
+    /// Found on a job the pool told us to abandon: dropped, per protocol.
+    Stale,
+    Submitted(oneshot::Receiver<SubmitOutcome>),
+}
+
+struct Found {
+    device: usize,
+    nonce: u32,
+    hash: Hash256,
+    job_id: String,
+    pool: usize,
+    difficulty: f64,
+    fate: Fate,
+}
+
+struct Submitted {
+    device: usize,
+    /// The pool whose job the share was found on; `outcome.pool` may name another.
+    pool: usize,
+    outcome: SubmitOutcome,
+    difficulty: f64,
+}
+
+/// Live engine state, shared with whoever reports on it (summary lines, later the HTTP API).
+#[derive(Default)]
+pub struct EngineState {
+    pub devices: Vec<DeviceCounters>,
+    pub pools: Vec<PoolCounts>,
+    pub current_pool: Option<usize>,
+    pub difficulty: Option<f64>,
+    pub best_share_difficulty: f64,
+    pub reconnects: u64,
+    pub failovers: u64,
+    pub started: Option<Instant>,
+    pub total_rate: RateWindow,
+}
+
+pub struct DeviceCounters {
+    pub label: String,
+    pub info: DeviceInfo,
+    pub shares: ShareCounts,
+    pub hashes: u64,
+    pub rate: RateWindow,
+}
+
+/// What `mine` prints at the end (and returns to tests).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub uptime_secs: f64,
+    pub hashes: u64,
+    pub average_hashrate: f64,
+    pub hashrate: [Option<f64>; 3],
+    pub totals: ShareCounts,
+    pub devices: Vec<DeviceStats>,
+    pub pools: Vec<PoolCounts>,
+    pub best_share_difficulty: f64,
+    pub reconnects: u64,
+    pub failovers: u64,
+    /// Proving jobs, when the worker takes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proving: Option<prove::ProvingCounts>,
+}
+
+impl EngineState {
+    pub fn summary(&self) -> Summary {
+        let mut totals = ShareCounts::default();
+        let mut hashes = 0;
+        let devices = self
+            .devices
+            .iter()
+            .map(|d| {
+                totals.found += d.shares.found;
+                totals.accepted += d.shares.accepted;
+                totals.rejected += d.shares.rejected;
+                totals.stale += d.shares.stale;
+                totals.hardware_errors += d.shares.hardware_errors;
+                totals.in_flight += d.shares.in_flight;
+                hashes += d.hashes;
+                DeviceStats {
+                    id: d.label.clone(),
+                    backend: d.info.backend.to_string(),
+                    name: d.info.name.clone(),
+                    hashes: d.hashes,
+                    shares: d.shares.clone(),
+                    hashrate: d.rate.rates(),
+                }
+            })
+            .collect();
+        let uptime = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        Summary {
+            uptime_secs: uptime,
+            hashes,
+            average_hashrate: if uptime > 0.0 {
+                hashes as f64 / uptime
+            } else {
+                0.0
+            },
+            hashrate: self.total_rate.rates(),
+            totals,
+            devices,
+            pools: self.pools.clone(),
+            best_share_difficulty: self.best_share_difficulty,
+            reconnects: self.reconnects,
+            failovers: self.failovers,
+            proving: None,
+        }
+    }
+}
+
+impl Summary {
+    /// The human report printed on exit.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let t = &self.totals;
+        s.push_str(&format!(
+            "summary: uptime {:.1} s, {} hashes, average {}, shares found {} = accepted {} + rejected {} + stale {} + hardware errors {} + in flight {}\n",
+            self.uptime_secs,
+            self.hashes,
+            format_rate(Some(self.average_hashrate)),
+            t.found,
+            t.accepted,
+            t.rejected,
+            t.stale,
+            t.hardware_errors,
+            t.in_flight
+        ));
+        for d in &self.devices {
+            s.push_str(&format!(
+                "  device {:<12} {:<28} {:>14} (10s)  accepted {} rejected {} stale {} hw errors {}\n",
+                d.id,
+                truncate(&d.name, 28),
+                format_rate(d.hashrate[0]),
+                d.shares.accepted,
+                d.shares.rejected,
+                d.shares.stale,
+                d.shares.hardware_errors
+            ));
+        }
+        for (i, p) in self.pools.iter().enumerate() {
+            s.push_str(&format!(
+                "  pool #{i} {}: found {} accepted {} rejected {} stale {} hw errors {} in flight {} connects {}\n",
+                p.url,
+                p.shares.found,
+                p.shares.accepted,
+                p.shares.rejected,
+                p.shares.stale,
+                p.shares.hardware_errors,
+                p.shares.in_flight,
+                p.connects
+            ));
+        }
+        s.push_str(&format!(
+            "  best share difficulty {:.4}, reconnects {}, failovers {}",
+            self.best_share_difficulty, self.reconnects, self.failovers
+        ));
+        s
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+/// Runs one mining session until `shutdown` resolves or the configured duration passes.
+pub async fn run(
+    cfg: EngineConfig,
+    workers: Vec<Box<dyn HashWorker>>,
+    shutdown: impl std::future::Future<Output = ()>,
+    state: Arc<Mutex<EngineState>>,
+) -> Summary {
+    let dispatcher = Arc::new(Dispatcher::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (found_tx, mut found_rx) = mpsc::unbounded_channel::<Found>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Submitted>();
+
+    let (client, mut events, client_task) = Client::spawn(cfg.client.clone());
+    let proof_tx = cfg.proving.clone().map(|p| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(p.run(rx, client.clone(), dispatcher.clone()));
+        tx
+    });
+    let mut slots = Vec::new();
+    let mut threads = Vec::new();
+    {
+        let mut st = lock(&state);
+        st.started = Some(Instant::now());
+        st.pools = cfg
+            .client
+            .pools
+            .iter()
+            .map(|p| PoolCounts {
+                url: p.url.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        st.devices.clear();
+    }
+    for (i, worker) in workers.into_iter().enumerate() {
+        let info = worker.info().clone();
+        let label = format!(
+            "{}{}.{}",
+            info.backend,
+            info.index,
+            slots
+                .iter()
+                .filter(
+                    |s: &&DeviceSlot| s.info.backend == info.backend && s.info.index == info.index
+                )
+                .count()
+        );
+        let ctl = Arc::new(ScanControl::new());
+        lock(&state).devices.push(DeviceCounters {
+            label: label.clone(),
+            info: info.clone(),
+            shares: ShareCounts::default(),
+            hashes: 0,
+            rate: RateWindow::default(),
+        });
+        slots.push(DeviceSlot {
+            info,
+            label: label.clone(),
+            ctl: ctl.clone(),
+        });
+        let (d, tx, stop, client) = (
+            dispatcher.clone(),
+            found_tx.clone(),
+            stop.clone(),
+            client.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("dev-{label}"))
+            .spawn(move || device_thread(i, worker, ctl, d, client, tx, stop));
+        match spawned {
+            Ok(h) => threads.push(h),
+            Err(e) => error!(device = %label, error = %e, "could not start the device thread"),
+        }
+    }
+    drop(found_tx);
+    info!(
+        devices = slots.len(),
+        "devices started: {}",
+        slots
+            .iter()
+            .map(|s| s.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let mut current_epoch = 0u64;
+    let mut sample = tokio::time::interval(Duration::from_secs(1));
+    // Checked arithmetic: a period or run time too far in the future to represent means
+    // "never", not a panic (tokio itself would panic on a zero period).
+    let print_period = cfg.print_interval.max(Duration::from_millis(1));
+    let now = tokio::time::Instant::now();
+    let mut print = tokio::time::interval_at(
+        now.checked_add(print_period)
+            .unwrap_or_else(|| far_future(now)),
+        print_period,
+    );
+    let deadline = cfg
+        .duration
+        .map(|d| now.checked_add(d).unwrap_or_else(|| far_future(now)));
+    let timed_out = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(shutdown);
+    tokio::pin!(timed_out);
+    let mut in_flight = 0u64;
+
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => { info!("stop requested"); break }
+            _ = &mut timed_out => { info!("run time reached"); break }
+            ev = events.recv() => match ev {
+                None => { error!("pool client stopped"); break }
+                Some(ClientEvent::Work(work)) => {
+                    let clean = work.job.clean_jobs || work.epoch != current_epoch;
+                    current_epoch = work.epoch;
+                    dispatcher.set_work(work.clone(), clean);
+                    if clean {
+                        for s in &slots { s.ctl.cancel(); }
+                    }
+                    {
+                        let mut st = lock(&state);
+                        st.difficulty = Some(work.difficulty.get());
+                        st.current_pool = Some(work.pool);
+                    }
+                    info!(pool = work.pool, job = %work.job.job_id, difficulty = work.difficulty.get(), clean, "new job");
+                }
+                Some(ClientEvent::Connected { pool, url, resumed }) => {
+                    let mut st = lock(&state);
+                    if let Some(p) = st.pools.get_mut(pool) { p.connects += 1; }
+                    if st.current_pool.is_some() { st.reconnects += 1; }
+                    st.current_pool = Some(pool);
+                    info!(pool, %url, resumed, "use pool");
+                }
+                Some(ClientEvent::Disconnected { pool, reason }) => {
+                    warn!(pool, %reason, "pool connection lost; devices wait for new work");
+                    dispatcher.clear_work();
+                    for s in &slots { s.ctl.cancel(); }
+                }
+                Some(ClientEvent::PoolMessage { pool, text }) => info!(pool, message = %text, "pool says"),
+                Some(ClientEvent::Failover { from, to }) => {
+                    lock(&state).failovers += 1;
+                    warn!(from, to, "pool failover");
+                }
+                Some(ClientEvent::ProofJob { job, pool_host, epoch, .. }) => match &proof_tx {
+                    Some(tx) => { let _ = tx.send(prove::ProofTask { job, pool_host, epoch }); }
+                    None => debug!(job = %job.job_id, "proving job ignored: proving is off"),
+                },
+            },
+            Some(f) = found_rx.recv() => {
+                if account_found(&state, f, &done_tx) { in_flight += 1; }
+            }
+            Some(done) = done_rx.recv() => {
+                in_flight -= 1;
+                record_outcome(&state, &slots, done);
+            }
+            _ = sample.tick() => sample_rates(&state, &slots),
+            _ = print.tick() => print_speed(&state),
+        }
+    }
+
+    // Stop devices first so nothing new is found, then let in-flight shares be answered.
+    stop.store(true, Ordering::Release);
+    dispatcher.shutdown();
+    for s in &slots {
+        s.ctl.cancel();
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
+    // Nonces found in the last moments were submitted like any other: account for them.
+    while let Ok(f) = found_rx.try_recv() {
+        if account_found(&state, f, &done_tx) {
+            in_flight += 1;
+        }
+    }
+    let drain_until = tokio::time::Instant::now() + cfg.drain_timeout;
+    while in_flight > 0 {
+        match tokio::time::timeout_at(drain_until, done_rx.recv()).await {
+            Ok(Some(done)) => {
+                in_flight -= 1;
+                record_outcome(&state, &slots, done);
+            }
+            _ => break,
+        }
+    }
+    if in_flight > 0 {
+        warn!(in_flight, "pool did not answer every share before shutdown");
+    }
+    client.shutdown();
+    // Shutting the client answers whatever it still holds; collect those answers too.
+    let _ = tokio::time::timeout(Duration::from_secs(5), client_task).await;
+    while let Ok(done) = done_rx.try_recv() {
+        record_outcome(&state, &slots, done);
+    }
+    sample_rates(&state, &slots);
+    let mut summary = lock(&state).summary();
+    summary.proving = cfg.proving.as_ref().map(|p| p.snapshot());
+    summary
+}
+
+/// About 30 years ahead, as tokio uses for "never": always representable.
+fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
+    now + Duration::from_secs(86_400 * 365 * 30)
+}
+
+fn lock(state: &Mutex<EngineState>) -> std::sync::MutexGuard<'_, EngineState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Counts a reported nonce; returns whether it is now in flight to the pool.
+///
+/// The share is counted for its device and for the pool whose job it was (`f.pool`), and the
+/// answer is later booked to that same pool, so the per-pool balance holds even when the
+/// session that answers is another one (failover) or the client answers for it locally.
+fn account_found(
+    state: &Mutex<EngineState>,
+    f: Found,
+    done_tx: &mpsc::UnboundedSender<Submitted>,
+) -> bool {
+    let mut st = lock(state);
+    let share_diff = hash_difficulty(&f.hash);
+    let end = match &f.fate {
+        Fate::HardwareError => Some(ShareEnd::HardwareError),
+        Fate::Stale => Some(ShareEnd::Stale),
+        Fate::Submitted(_) => None,
+    };
+    let Some(dev) = st.devices.get_mut(f.device) else {
+        // Device indices come from the engine itself; a bad one is a bug, not worth a panic.
+        warn!(device = f.device, "share from an unknown device ignored");
+        return false;
+    };
+    dev.shares.record_found(end);
+    let label = dev.label.clone();
+    if let Some(p) = st.pools.get_mut(f.pool) {
+        p.shares.record_found(end);
+    }
+    match f.fate {
+        Fate::HardwareError => {
+            error!(device = %label, nonce = format!("{:08x}", f.nonce), "hardware error: the reported nonce does not meet the target when re-hashed on the CPU; not submitted");
+            false
+        }
+        Fate::Stale => {
+            debug!(device = %label, job = %f.job_id, "share of an abandoned job dropped");
+            false
+        }
+        Fate::Submitted(rx) => {
+            if share_diff > st.best_share_difficulty {
+                st.best_share_difficulty = share_diff;
+            }
+            let (tx, device, pool, difficulty) = (done_tx.clone(), f.device, f.pool, f.difficulty);
+            tokio::spawn(async move {
+                let outcome = rx.await.unwrap_or(SubmitOutcome {
+                    result: SubmitResult::Stale("client stopped".into()),
+                    pool,
+                    latency: None,
+                });
+                let _ = tx.send(Submitted {
+                    device,
+                    pool,
+                    outcome,
+                    difficulty,
+                });
+            });
+            true
+        }
+    }
+}
+
+fn record_outcome(state: &Mutex<EngineState>, slots: &[DeviceSlot], done: Submitted) {
+    let mut st = lock(state);
+    let label = slots
+        .get(done.device)
+        .map(|s| s.label.clone())
+        .unwrap_or_default();
+    let end = match &done.outcome.result {
+        SubmitResult::Accepted => ShareEnd::Accepted,
+        SubmitResult::Rejected(_) => ShareEnd::Rejected,
+        SubmitResult::Stale(_) => ShareEnd::Stale,
+    };
+    if let Some(dev) = st.devices.get_mut(done.device) {
+        dev.shares.record_answer(end);
+    }
+    // Booked to the pool the share was found for, not `outcome.pool`: a client that answers
+    // for a share it never sent (queue overflow, shutdown) names pool 0 or its current pool.
+    if let Some(p) = st.pools.get_mut(done.pool) {
+        p.shares.record_answer(end);
+        if end == ShareEnd::Accepted {
+            p.accepted_difficulty += done.difficulty;
+        }
+    }
+    // A latency exists only for a share that was really sent, so it belongs to the pool
+    // that answered it.
+    if let Some(l) = done.outcome.latency
+        && let Some(p) = st.pools.get_mut(done.outcome.pool)
+    {
+        p.last_latency_ms = Some(l.as_secs_f64() * 1000.0);
+    }
+    let (acc, rej): (u64, u64) = st.devices.iter().fold((0, 0), |(a, r), d| {
+        (a + d.shares.accepted, r + d.shares.rejected)
+    });
+    let latency = done
+        .outcome
+        .latency
+        .map(|l| format!("{} ms", l.as_millis()))
+        .unwrap_or_else(|| "-".into());
+    match &done.outcome.result {
+        SubmitResult::Accepted => info!(
+            "accepted ({acc}/{rej}) diff {} device {label} ({latency})",
+            done.difficulty
+        ),
+        SubmitResult::Rejected(why) => warn!(
+            "rejected ({acc}/{rej}) diff {} device {label}: {why}",
+            done.difficulty
+        ),
+        SubmitResult::Stale(why) => info!("stale share from device {label}: {why}"),
+    }
+}
+
+fn sample_rates(state: &Mutex<EngineState>, slots: &[DeviceSlot]) {
+    let now = Instant::now();
+    let mut st = lock(state);
+    let mut total = 0;
+    for (d, s) in st.devices.iter_mut().zip(slots) {
+        d.hashes = s.ctl.hashes();
+        d.rate.record(now, d.hashes);
+        total += d.hashes;
+    }
+    st.total_rate.record(now, total);
+}
+
+fn print_speed(state: &Mutex<EngineState>) {
+    let st = lock(state);
+    let r = st.total_rate.rates();
+    let s = st.summary();
+    info!(
+        "speed 10s/60s/15m {} {} {} | shares {}/{} stale {} hw {} | diff {}",
+        format_rate(r[0]),
+        format_rate(r[1]),
+        format_rate(r[2]),
+        s.totals.accepted,
+        s.totals.rejected,
+        s.totals.stale,
+        s.totals.hardware_errors,
+        st.difficulty.map_or("-".into(), |d| d.to_string())
+    );
+}
+
+/// The loop each device's OS thread runs: take a unit, scan it, re-check what was found.
+fn device_thread(
+    index: usize,
+    mut worker: Box<dyn HashWorker>,
+    ctl: Arc<ScanControl>,
+    dispatcher: Arc<Dispatcher>,
+    client: ClientHandle,
+    found_tx: mpsc::UnboundedSender<Found>,
+    stop: Arc<AtomicBool>,
+) {
+    lower_thread_priority();
+    if let Err(e) = worker.start_on_thread() {
+        error!(device = index, error = %e, "device failed to start");
+        return;
+    }
+    // Units are claimed for about UNIT_TARGET but scanned in slices of about SLICE_TARGET:
+    // a nonce is reported (and a job switch noticed) within a slice, which keeps stale
+    // shares near the physical minimum even when the pool switches jobs several times a second.
+    let mut rate: f64 = 1e6;
+    let mut found = Vec::new();
+    while !stop.load(Ordering::Acquire) {
+        let unit_nonces = ((rate * UNIT_TARGET.as_secs_f64()) as u64)
+            .max(worker.min_scan_nonces().saturating_mul(2))
+            .clamp(1 << 12, 1 << 32);
+        let Some(unit) = dispatcher.next_unit(unit_nonces) else {
+            break;
+        };
+        // A cancel aimed at the previous job must not abort this one.
+        ctl.reset_cancel();
+        // Two launches per call for GPUs, so one can run while the host reads the other.
+        let slice = ((rate * SLICE_TARGET.as_secs_f64()) as u64)
+            .max(worker.min_scan_nonces().saturating_mul(2))
+            .clamp(1 << 12, 1 << 32);
+        let mut start = u64::from(unit.range.start);
+        let end = u64::from(unit.range.end);
+        while start <= end {
+            let slice_end = (start + slice - 1).min(end);
+            let range = backends::NonceRange {
+                start: start as u32,
+                end: slice_end as u32,
+            };
+            found.clear();
+            let t0 = Instant::now();
+            let outcome = match worker.scan(&unit.template, &unit.target, range, &ctl, &mut found) {
+                Ok(o) => o,
+                Err(e) => {
+                    error!(device = index, error = %e, "scan failed");
+                    std::thread::sleep(Duration::from_secs(1));
+                    break;
+                }
+            };
+            let secs = t0.elapsed().as_secs_f64();
+            if !outcome.cancelled && secs > 0.0 && outcome.hashes_done > 0 {
+                // Smoothed, so one descheduled slice does not shrink the next units tenfold.
+                rate = 0.8 * rate + 0.2 * (outcome.hashes_done as f64 / secs);
+            }
+            for &nonce in &found {
+                // The engine's rule: every device result is re-hashed on the CPU before it counts.
+                let header = unit.slot.header.with_nonce(nonce);
+                let hash = header.hash();
+                let valid =
+                    range.start <= nonce && nonce <= range.end && unit.work.target.is_met_by(&hash);
+                let work = &unit.work;
+                let fate = if !valid {
+                    Fate::HardwareError
+                } else if !dispatcher.is_live(unit.generation) {
+                    Fate::Stale
+                } else {
+                    let share = Share {
+                        job_id: work.job.job_id.clone(),
+                        extranonce2: unit.slot.extranonce2,
+                        ntime: unit.slot.ntime,
+                        nonce,
+                        version_bits: unit.slot.version_bits,
+                    };
+                    Fate::Submitted(client.submit_detached(share, work.epoch))
+                };
+                let found = Found {
+                    device: index,
+                    nonce,
+                    hash,
+                    job_id: work.job.job_id.clone(),
+                    pool: work.pool,
+                    difficulty: work.difficulty.get(),
+                    fate,
+                };
+                let _ = found_tx.send(found);
+            }
+            if outcome.cancelled
+                || ctl.is_cancelled()
+                || dispatcher.generation_changed(unit.generation)
+            {
+                break;
+            }
+            start = slice_end + 1;
+        }
+    }
+}
+
+/// Device threads compute flat out; the network side must still react within microseconds to
+/// a job switch or a found share. A lower priority for the computing threads lets the kernel
+/// run the I/O threads the moment they wake, instead of after a busy thread's time slice.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority on the calling thread only; failure is harmless.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backends::BackendKind;
+
+    fn state(pools: usize) -> Arc<Mutex<EngineState>> {
+        let info = DeviceInfo {
+            backend: BackendKind::Cpu,
+            index: 0,
+            name: "test".into(),
+            compute_units: 1,
+            memory_bytes: None,
+            detail: String::new(),
+        };
+        Arc::new(Mutex::new(EngineState {
+            devices: vec![DeviceCounters {
+                label: "cpu0.0".into(),
+                info,
+                shares: ShareCounts::default(),
+                hashes: 0,
+                rate: RateWindow::default(),
+            }],
+            pools: (0..pools)
+                .map(|i| PoolCounts {
+                    url: format!("stratum+tcp://p{i}:1"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }))
+    }
+
+    fn found(pool: usize, fate: Fate) -> Found {
+        Found {
+            device: 0,
+            nonce: 1,
+            hash: Hash256([0xff; 32]),
+            job_id: "j".into(),
+            pool,
+            difficulty: 1.0,
+            fate,
+        }
+    }
+
+    /// Shares found on pool 1's jobs stay pool 1's, even when the answer names pool 0 (the
+    /// client answers for overflowed or drained shares with pool 0, and after failover a
+    /// share can be judged while another pool is current).
+    #[tokio::test]
+    async fn shares_are_booked_to_the_pool_whose_job_they_were() {
+        let st = state(2);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let mut replies = Vec::new();
+        for _ in 0..3 {
+            let (tx, rx) = oneshot::channel();
+            replies.push(tx);
+            assert!(account_found(&st, found(1, Fate::Submitted(rx)), &done_tx));
+        }
+        assert!(!account_found(&st, found(1, Fate::Stale), &done_tx));
+        assert!(!account_found(&st, found(1, Fate::HardwareError), &done_tx));
+        {
+            let s = lock(&st);
+            assert_eq!(s.pools[1].shares.found, 5);
+            assert_eq!(s.pools[1].shares.in_flight, 3);
+            assert_eq!(s.pools[1].shares.stale, 1);
+            assert_eq!(s.pools[1].shares.hardware_errors, 1);
+            assert!(s.pools[1].shares.balanced());
+        }
+        let results = [
+            (SubmitResult::Accepted, 1, Some(Duration::from_millis(5))),
+            (SubmitResult::Stale("overflow".into()), 0, None),
+            (SubmitResult::Rejected("low difficulty".into()), 0, None),
+        ];
+        for (tx, (result, pool, latency)) in replies.into_iter().zip(results) {
+            let _ = tx.send(SubmitOutcome {
+                result,
+                pool,
+                latency,
+            });
+        }
+        for _ in 0..3 {
+            let done = done_rx.recv().await.unwrap();
+            record_outcome(&st, &[], done);
+        }
+        let s = lock(&st);
+        let p1 = &s.pools[1].shares;
+        assert_eq!(
+            *p1,
+            ShareCounts {
+                found: 5,
+                accepted: 1,
+                rejected: 1,
+                stale: 2,
+                hardware_errors: 1,
+                in_flight: 0,
+            }
+        );
+        assert_eq!(s.pools[0].shares, ShareCounts::default());
+        assert_eq!(s.devices[0].shares, *p1);
+        assert_eq!(s.pools[1].last_latency_ms, Some(5.0));
+    }
+
+    /// A share whose answer never comes (client gone) is stale for the pool it was found on.
+    #[tokio::test]
+    async fn a_lost_answer_is_stale_for_the_share_s_own_pool() {
+        let st = state(2);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let (tx, rx) = oneshot::channel::<SubmitOutcome>();
+        assert!(account_found(&st, found(1, Fate::Submitted(rx)), &done_tx));
+        drop(tx);
+        record_outcome(&st, &[], done_rx.recv().await.unwrap());
+        let s = lock(&st);
+        assert_eq!(s.pools[1].shares.stale, 1);
+        assert!(s.pools[1].shares.balanced() && s.pools[1].shares.in_flight == 0);
+        assert!(s.devices[0].shares.balanced());
+    }
+}

@@ -1,0 +1,230 @@
+//! Accounting and hashrate.
+//!
+//! Every nonce a device reports ends in exactly one bucket, so
+//! `found = accepted + rejected + stale + hardware_errors + in_flight` holds per device and
+//! per pool, across reconnects and failover. A share belongs to the pool whose job it was
+//! from the moment it is found to its outcome, whichever session finally answers for it.
+//! Hashrate comes from samples of each device's hash counter taken once a second and kept
+//! for 15 minutes.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ShareCounts {
+    pub found: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+    pub hardware_errors: u64,
+    pub in_flight: u64,
+}
+
+/// Where a share ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShareEnd {
+    Accepted,
+    Rejected,
+    Stale,
+    HardwareError,
+}
+
+impl ShareCounts {
+    /// The invariant the engine keeps.
+    pub fn balanced(&self) -> bool {
+        self.found
+            == self.accepted + self.rejected + self.stale + self.hardware_errors + self.in_flight
+    }
+
+    /// A share was found: it ends at once (`Some`) or is now in flight to the pool (`None`).
+    pub fn record_found(&mut self, end: Option<ShareEnd>) {
+        self.found += 1;
+        match end {
+            Some(end) => self.bump(end),
+            None => self.in_flight += 1,
+        }
+    }
+
+    /// The pool (or the client, for a share it could not send) answered an in-flight share.
+    pub fn record_answer(&mut self, end: ShareEnd) {
+        // Saturating: an answer with no matching found would be an engine bug, and a bug in
+        // the statistics must not take the miner down.
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.bump(end);
+    }
+
+    fn bump(&mut self, end: ShareEnd) {
+        match end {
+            ShareEnd::Accepted => self.accepted += 1,
+            ShareEnd::Rejected => self.rejected += 1,
+            ShareEnd::Stale => self.stale += 1,
+            ShareEnd::HardwareError => self.hardware_errors += 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PoolCounts {
+    pub url: String,
+    /// Shares found on this pool's jobs, flattened so the JSON reads like a device's counts.
+    #[serde(flatten)]
+    pub shares: ShareCounts,
+    pub connects: u64,
+    pub accepted_difficulty: f64,
+    pub last_latency_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceStats {
+    pub id: String,
+    pub backend: String,
+    pub name: String,
+    pub hashes: u64,
+    pub shares: ShareCounts,
+    /// H/s over 10 s, 60 s, 15 min (None until that much time has been sampled).
+    pub hashrate: [Option<f64>; 3],
+}
+
+/// Samples of cumulative hash counters.
+pub struct RateWindow {
+    samples: VecDeque<(Instant, u64)>,
+    keep: Duration,
+}
+
+pub const WINDOWS: [Duration; 3] = [
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+    Duration::from_secs(900),
+];
+
+impl Default for RateWindow {
+    fn default() -> Self {
+        RateWindow {
+            samples: VecDeque::new(),
+            keep: WINDOWS[2] + Duration::from_secs(2),
+        }
+    }
+}
+
+impl RateWindow {
+    pub fn record(&mut self, at: Instant, total: u64) {
+        self.samples.push_back((at, total));
+        while let Some(&(t, _)) = self.samples.front() {
+            if at.duration_since(t) > self.keep {
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Rate over the last `window`; `None` until at least half of it has been sampled, so a
+    /// fresh start does not print a 15-minute figure made of 3 seconds.
+    pub fn rate(&self, window: Duration) -> Option<f64> {
+        let &(t1, h1) = self.samples.back()?;
+        let (t0, h0) = self
+            .samples
+            .iter()
+            .find(|(t, _)| t1.duration_since(*t) <= window)
+            .copied()?;
+        let span = t1.duration_since(t0);
+        if span < window / 2 || span.is_zero() {
+            // Short runs still deserve a number for the shortest window.
+            if window == WINDOWS[0] && span >= Duration::from_secs(2) {
+                return Some((h1 - h0) as f64 / span.as_secs_f64());
+            }
+            return None;
+        }
+        Some((h1 - h0) as f64 / span.as_secs_f64())
+    }
+
+    pub fn rates(&self) -> [Option<f64>; 3] {
+        [
+            self.rate(WINDOWS[0]),
+            self.rate(WINDOWS[1]),
+            self.rate(WINDOWS[2]),
+        ]
+    }
+}
+
+/// "12.34 MH/s" style.
+pub fn format_rate(h: Option<f64>) -> String {
+    match h {
+        None => "n/a".into(),
+        Some(h) => {
+            let units = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s"];
+            let mut v = h;
+            let mut i = 0;
+            while v >= 1000.0 && i + 1 < units.len() {
+                v /= 1000.0;
+                i += 1;
+            }
+            format!("{v:.2} {}", units[i])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_share_lands_in_one_bucket() {
+        let mut c = ShareCounts::default();
+        c.record_found(Some(ShareEnd::HardwareError));
+        c.record_found(Some(ShareEnd::Stale));
+        c.record_found(None);
+        c.record_found(None);
+        c.record_found(None);
+        assert_eq!(c.in_flight, 3);
+        assert!(c.balanced(), "{c:?}");
+        c.record_answer(ShareEnd::Accepted);
+        c.record_answer(ShareEnd::Rejected);
+        assert!(c.balanced(), "{c:?}");
+        c.record_answer(ShareEnd::Stale);
+        assert_eq!(
+            c,
+            ShareCounts {
+                found: 5,
+                accepted: 1,
+                rejected: 1,
+                stale: 2,
+                hardware_errors: 1,
+                in_flight: 0,
+            }
+        );
+        // A stray answer cannot drive in_flight below zero.
+        c.record_answer(ShareEnd::Accepted);
+        assert_eq!(c.in_flight, 0);
+    }
+
+    #[test]
+    fn pool_counts_serialize_flat() {
+        let mut p = PoolCounts {
+            url: "stratum+tcp://a:1".into(),
+            ..Default::default()
+        };
+        p.shares.record_found(None);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["found"], 1);
+        assert_eq!(v["in_flight"], 1);
+        assert_eq!(v["hardware_errors"], 0);
+        assert_eq!(v["url"], "stratum+tcp://a:1");
+    }
+
+    #[test]
+    fn windows_need_enough_samples() {
+        let mut w = RateWindow::default();
+        let t0 = Instant::now();
+        for s in 0..=70u64 {
+            w.record(t0 + Duration::from_secs(s), s * 1000);
+        }
+        assert_eq!(w.rate(WINDOWS[0]), Some(1000.0));
+        assert_eq!(w.rate(WINDOWS[1]), Some(1000.0));
+        assert_eq!(w.rate(WINDOWS[2]), None);
+        assert_eq!(format_rate(Some(12_345_678.0)), "12.35 MH/s");
+        assert_eq!(format_rate(Some(999.0)), "999.00 H/s");
+    }
+}

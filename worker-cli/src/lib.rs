@@ -1,0 +1,11 @@
+//! `rigworker` as a library: the engine (dispatch, job switching, accounting), device
+//! selection, config merging, and one module per subcommand. `main.rs` only parses the
+//! command line and calls into here, so integration tests drive the same code.
+
+pub mod artifacts;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod logging;
+pub mod select;

@@ -1,0 +1,145 @@
+//! From `--backend/--devices/--threads` to the backends and workers to run.
+
+use anyhow::{Result, anyhow, bail};
+use backends::{BackendKind, DeviceInfo, HashBackend, HashWorker};
+
+use crate::cli::DeviceArgs;
+
+/// Every compiled-in backend, configured from the device flags (CPU kernel and pinning, GPU
+/// intensity).
+pub fn backends(args: &DeviceArgs) -> Result<Vec<Box<dyn HashBackend>>> {
+    let mut out: Vec<Box<dyn HashBackend>> = Vec::new();
+    for b in backends::compiled_backends() {
+        let configured: Box<dyn HashBackend> = match b.kind() {
+            BackendKind::Cpu => {
+                let cpu = match &args.cpu_kernel {
+                    Some(k) => backends::cpu::CpuBackend::with_kernel(
+                        k.parse().map_err(|e| anyhow!("{e}"))?,
+                    ),
+                    None => backends::cpu::CpuBackend::new(),
+                };
+                Box::new(cpu.pin_threads(args.cpu_affinity))
+            }
+            BackendKind::OpenCl => {
+                Box::new(backends::opencl::OpenClBackend::new().with_intensity(args.intensity))
+            }
+            BackendKind::Cuda => {
+                Box::new(backends::cuda::CudaBackend::new().with_intensity(args.intensity))
+            }
+            BackendKind::Wgpu => {
+                Box::new(backends::wgpu::WgpuBackend::new().with_intensity(args.intensity))
+            }
+            _ => b,
+        };
+        out.push(configured);
+    }
+    Ok(out)
+}
+
+/// Names accepted by `--backend`.
+pub fn compiled_names() -> Vec<&'static str> {
+    backends::compiled_backends()
+        .iter()
+        .map(|b| b.kind().name())
+        .collect()
+}
+
+/// The backends `--backend` asks for (default: cpu).
+pub fn chosen(args: &DeviceArgs) -> Result<Vec<Box<dyn HashBackend>>> {
+    let all = backends(args)?;
+    let wanted: Vec<String> = if args.backend.is_empty() {
+        vec!["cpu".into()]
+    } else {
+        args.backend
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect()
+    };
+    if wanted.iter().any(|w| w == "all") {
+        return Ok(all);
+    }
+    for w in &wanted {
+        if !all.iter().any(|b| b.kind().name() == w) {
+            bail!(
+                "backend {w:?} is not compiled into this build (compiled in: {})",
+                compiled_names().join(", ")
+            );
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|b| wanted.iter().any(|w| w == b.kind().name()))
+        .collect())
+}
+
+/// The devices `--devices` picks (all when it is empty).
+pub fn by_index<'a>(devices: &'a [DeviceInfo], args: &DeviceArgs) -> Vec<&'a DeviceInfo> {
+    devices
+        .iter()
+        .filter(|d| args.devices.is_empty() || args.devices.contains(&d.index))
+        .collect()
+}
+
+/// The error for a `--devices` list that matches none of a backend's devices.
+pub fn no_such_device(kind: BackendKind, devices: &[DeviceInfo], args: &DeviceArgs) -> String {
+    format!(
+        "{kind}: none of the devices {:?} exists (found {})",
+        args.devices,
+        devices.len()
+    )
+}
+
+/// Worker threads to open on one device: `--threads` for the CPU (0 = one per core), one
+/// queue for a GPU.
+pub fn threads_for(kind: BackendKind, args: &DeviceArgs) -> usize {
+    if kind == BackendKind::Cpu {
+        args.threads.unwrap_or(0)
+    } else {
+        1
+    }
+}
+
+/// Opens the workers for `mine` and `bench`. With `--backend all`, a backend with no device
+/// is skipped with a warning; a backend named explicitly must have one.
+pub fn open_workers(args: &DeviceArgs) -> Result<Vec<Box<dyn HashWorker>>> {
+    let explicit = !args.backend.iter().any(|b| b.eq_ignore_ascii_case("all"));
+    let mut workers = Vec::new();
+    for backend in chosen(args)? {
+        let devices = match backend.devices() {
+            Ok(d) => d,
+            Err(e) if !explicit => {
+                tracing::warn!("{e}; skipped");
+                continue;
+            }
+            Err(e) => bail!("{e}"),
+        };
+        let selected: Vec<_> = by_index(&devices, args)
+            .into_iter()
+            // With `all`, an OpenCL/WebGPU driver that runs on the CPU (pocl, lavapipe) would
+            // only compete with the CPU backend for the same cores.
+            .filter(|d| {
+                let software = backend.kind() != BackendKind::Cpu
+                    && d.detail.to_ascii_lowercase().contains(" cpu");
+                if !explicit && software {
+                    tracing::info!(
+                        "{}#{} {} runs on the CPU; skipped with --backend all",
+                        backend.kind(),
+                        d.index,
+                        d.name
+                    );
+                }
+                explicit || !software
+            })
+            .collect();
+        if selected.is_empty() && explicit {
+            bail!(no_such_device(backend.kind(), &devices, args));
+        }
+        for d in selected {
+            workers.extend(backend.open(d.index, threads_for(backend.kind(), args))?);
+        }
+    }
+    if workers.is_empty() {
+        bail!("no device to run on");
+    }
+    Ok(workers)
+}
