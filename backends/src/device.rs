@@ -124,6 +124,7 @@ impl NonceRange {
 pub struct ScanControl {
     cancel: AtomicBool,
     hashes: AtomicU64,
+    hardware_errors: AtomicU64,
 }
 
 impl ScanControl {
@@ -145,6 +146,15 @@ impl ScanControl {
     /// Total hashes credited since this control was created.
     pub fn hashes(&self) -> u64 {
         self.hashes.load(Ordering::Relaxed)
+    }
+    /// A result the device sent that is not even a nonce (a short or broken reply on a serial
+    /// line): there is nothing to re-check on the CPU, but it is a hardware error all the same.
+    pub fn add_hardware_error(&self) {
+        self.hardware_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Broken results counted by `add_hardware_error` since this control was created.
+    pub fn hardware_errors(&self) -> u64 {
+        self.hardware_errors.load(Ordering::Relaxed)
     }
 }
 
@@ -226,6 +236,10 @@ pub enum BackendError {
     NoSuchDevice { backend: BackendKind, index: usize },
     #[error("{0}")]
     Device(String),
+    /// The device is gone for good (failed its reset, or never came back): the engine stops
+    /// driving it and the other devices go on.
+    #[error("device disabled: {0}")]
+    Disabled(String),
 }
 
 /// A family of devices (CPU, OpenCL, ...): discovery, and opening workers on a device.
@@ -251,6 +265,33 @@ pub trait HashWorker: Send {
     /// nonces are reported and job switches noticed quickly.
     fn min_scan_nonces(&self) -> u64 {
         1
+    }
+
+    /// Whether the device searches whole headers by itself (FPGA boards, USB ASIC sticks: the
+    /// Icarus protocol has no nonce range, every job starts at nonce 0). The engine then gives
+    /// each call a header nobody has searched, with the full 2^32 range, and takes found
+    /// nonces through [`HashWorker::scan_streaming`] as they arrive.
+    fn searches_whole_headers(&self) -> bool {
+        false
+    }
+
+    /// [`HashWorker::scan`] that hands each found nonce to `on_found` as soon as it is
+    /// known, for devices whose one call lasts seconds (a board's full range). The default
+    /// scans, then reports.
+    fn scan_streaming(
+        &mut self,
+        header: &HeaderTemplate,
+        target: &ScanTarget,
+        range: NonceRange,
+        ctl: &ScanControl,
+        on_found: &mut dyn FnMut(u32),
+    ) -> Result<ScanOutcome, BackendError> {
+        let mut found = Vec::new();
+        let outcome = self.scan(header, target, range, ctl, &mut found)?;
+        for n in found {
+            on_found(n);
+        }
+        Ok(outcome)
     }
 
     /// Hash every nonce of `range` over `header`; push each nonce whose SHA-256d meets

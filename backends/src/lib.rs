@@ -10,6 +10,8 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod device;
+#[cfg(feature = "fpga")]
+pub mod fpga;
 #[cfg(any(feature = "opencl", feature = "cuda"))]
 mod gpu;
 #[cfg(feature = "opencl")]
@@ -40,5 +42,7 @@ pub fn compiled_backends() -> Vec<Box<dyn HashBackend>> {
     v.push(Box::new(opencl::OpenClBackend::new()));
     #[cfg(feature = "wgpu")]
     v.push(Box::new(wgpu::WgpuBackend::new()));
+    #[cfg(feature = "fpga")]
+    v.push(Box::new(fpga::FpgaBackend::new()));
     v
 }

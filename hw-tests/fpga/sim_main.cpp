@@ -5,6 +5,9 @@
 //
 //   sim PATH [--start-nonce N]      serves until SIGINT/SIGTERM, then removes PATH
 //
+// Line faults for driver tests (the RTL itself is untouched): SIGUSR1 puts a 2-byte fragment
+// on the line (a reply cut short), SIGUSR2 a 4-byte reply that is no hit (a garbled one).
+//
 // The UART runs at CLKS_PER_BIT clocks per bit (a Verilog parameter): bytes cross the pty
 // at once, so the board's serial line is never the bottleneck of the simulation.
 #include "Vicarus_sha256d.h"
@@ -26,7 +29,11 @@
 #endif
 
 static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t inject_short = 0;
+static volatile sig_atomic_t inject_garbled = 0;
 static void on_signal(int) { stop_requested = 1; }
+static void on_usr1(int) { inject_short = 1; }
+static void on_usr2(int) { inject_garbled = 1; }
 
 int main(int argc, char** argv) {
     if (argc < 2) {
@@ -63,6 +70,8 @@ int main(int argc, char** argv) {
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
     fprintf(stderr, "simulated Icarus board at %s (%s)\n", link.c_str(), slave_name);
 
     Verilated::commandArgs(1, argv);
@@ -84,11 +93,24 @@ int main(int argc, char** argv) {
     int tx_bit = -1, tx_clk = 0;
     uint8_t tx_byte = 0;
     uint64_t cycle = 0;
+    // Board bytes sent so far: faults are only injected between whole replies.
+    uint64_t reply_bytes = 0;
     while (!stop_requested) {
         if ((cycle & 1023) == 0) {
             uint8_t buf[256];
             ssize_t n = read(master, buf, sizeof buf);
             if (n > 0) to_board.insert(to_board.end(), buf, buf + n);
+            // Faults go out between replies (tx idle), as a glitch on the wire would.
+            if (tx_bit < 0 && reply_bytes % 4 == 0 && inject_short) {
+                inject_short = 0;
+                const uint8_t frag[2] = {0xa5, 0x5a};
+                while (write(master, frag, 2) < 0 && errno == EAGAIN) usleep(100);
+            }
+            if (tx_bit < 0 && reply_bytes % 4 == 0 && inject_garbled) {
+                inject_garbled = 0;
+                const uint8_t junk[4] = {0xde, 0xad, 0xbe, 0xef};
+                while (write(master, junk, 4) < 0 && errno == EAGAIN) usleep(100);
+            }
             // Idle board, nothing to send, nothing arriving: sleep instead of spinning.
             if (n <= 0 && to_board.empty() && rx_bit < 0 && tx_bit < 0 && !top->hashing) usleep(1000);
         }
@@ -121,6 +143,7 @@ int main(int argc, char** argv) {
             if (tx_bit == 9) {
                 if (v) {
                     while (write(master, &tx_byte, 1) < 0 && errno == EAGAIN) usleep(100);
+                    reply_bytes++;
                 }
                 tx_bit = -1;
             } else {

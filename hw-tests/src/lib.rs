@@ -1,5 +1,8 @@
 //! Shared helpers of the hardware tests: a test whose device is absent prints why it skipped,
-//! and fails instead when `RIGWORKER_REQUIRE_BACKENDS` names its backend.
+//! and fails instead when `RIGWORKER_REQUIRE_BACKENDS` names its backend; the simulated FPGA
+//! board ([`fpga`]).
+
+pub mod fpga;
 
 /// Whether `RIGWORKER_REQUIRE_BACKENDS` (comma-separated) names `backend`.
 pub fn required(backend: &str) -> bool {

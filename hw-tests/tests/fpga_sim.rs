@@ -6,65 +6,15 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use backends::sha256d;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn have_verilator() -> bool {
-    if Command::new("verilator").arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("verilator is required under CI (apt-get install verilator)");
-    }
-    println!("SKIPPED (fpga simulation): verilator not found (apt-get install verilator)");
-    false
-}
-
-/// A simulated board, killed (and its link removed) on drop.
-struct Board {
-    child: Child,
-    path: PathBuf,
-}
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        // SIGTERM lets the simulator remove its link.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
+use backends::fpga::icarus::IcarusJob;
+use backends::{HeaderTemplate, sha256d};
+use hw_tests::fpga::{Board, have_verilator};
 
 fn board(name: &str, zero_bits: u32, start_nonce: u32) -> Board {
-    let path = std::env::temp_dir().join(format!("rigworker-icarus-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let child = Command::new(root().join("hw-tests/fpga/simulate"))
-        .arg(&path)
-        .args([
-            "--zero-bits",
-            &zero_bits.to_string(),
-            "--start-nonce",
-            &start_nonce.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start the simulator");
-    let t = Instant::now();
-    while !path.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(300),
-            "the simulated board never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Board { child, path }
+    Board::start(name, zero_bits, start_nonce)
 }
 
 /// The pty opened as a driver opens a serial port: raw, flushed.
@@ -88,62 +38,10 @@ fn open(path: &Path) -> std::fs::File {
 }
 
 /// The 64-byte Icarus job for a header (midstate H7..H0 big-endian, fill, bytes 72..75,
-/// 68..71, 64..67).
+/// 68..71, 64..67), as the driver encodes it (its encoding is checked against SHA-256d in
+/// `backends::fpga::icarus`).
 fn job(header: &[u8; 80]) -> [u8; 64] {
-    let mid = midstate(header);
-    let mut ob = [0u8; 64];
-    for (i, w) in mid.iter().rev().enumerate() {
-        ob[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
-    }
-    ob[52..56].copy_from_slice(&header[72..76]);
-    ob[56..60].copy_from_slice(&header[68..72]);
-    ob[60..64].copy_from_slice(&header[64..68]);
-    ob
-}
-
-/// SHA-256 state after header bytes 0..64 (a plain compression from the IV).
-fn midstate(h: &[u8; 80]) -> [u32; 8] {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-    let iv: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    let mut w = [0u32; 64];
-    for t in 0..16 {
-        w[t] = u32::from_be_bytes([h[4 * t], h[4 * t + 1], h[4 * t + 2], h[4 * t + 3]]);
-    }
-    for t in 16..64 {
-        let s0 = w[t - 15].rotate_right(7) ^ w[t - 15].rotate_right(18) ^ (w[t - 15] >> 3);
-        let s1 = w[t - 2].rotate_right(17) ^ w[t - 2].rotate_right(19) ^ (w[t - 2] >> 10);
-        w[t] = w[t - 16]
-            .wrapping_add(s0)
-            .wrapping_add(w[t - 7])
-            .wrapping_add(s1);
-    }
-    let mut s = iv;
-    for t in 0..64 {
-        let [a, b, c, d, e, f, g, hh] = s;
-        let t1 = hh
-            .wrapping_add(e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25))
-            .wrapping_add((e & f) ^ (!e & g))
-            .wrapping_add(K[t])
-            .wrapping_add(w[t]);
-        let t2 = (a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22))
-            .wrapping_add((a & b) ^ (a & c) ^ (b & c));
-        s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
-    }
-    std::array::from_fn(|i| iv[i].wrapping_add(s[i]))
+    IcarusJob::from_header(&HeaderTemplate(*header)).to_bytes()
 }
 
 /// Whether W3 (header bytes 76..79 read big-endian) gives a hash with `zero_bits` leading zero
@@ -191,7 +89,7 @@ fn golden_job_gives_000187a2() {
         return;
     }
     let b = board("golden", 32, 0);
-    let mut port = open(&b.path);
+    let mut port = open(b.path());
     // cgminer's golden job: block 171874.
     let ob = hex::decode(
         "4679ba4ec99876bf4bfe086082b400254df6c356451471139a3afa71e48f544a\
@@ -212,7 +110,7 @@ fn replies_match_the_cpu_and_jobs_restart() {
         return;
     }
     let b = board("random", 4, 0);
-    let mut port = open(&b.path);
+    let mut port = open(b.path());
     let mut prev: Option<[u8; 80]> = None;
     for seed in 1..=3u64 {
         let h = random_header(seed);
@@ -258,7 +156,7 @@ fn silent_at_the_end_of_the_range() {
     }
     let start = 0xffff_ff00u32;
     let b = board("end", 4, start);
-    let mut port = open(&b.path);
+    let mut port = open(b.path());
     let h = random_header(7);
     port.write_all(&job(&h)).unwrap();
     let want: Vec<u32> = (start..=u32::MAX).filter(|&w| is_hit(&h, w, 4)).collect();

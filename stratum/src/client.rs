@@ -8,6 +8,13 @@
 //! off exponentially with jitter, an ordered list of pools fails over and fails back to the
 //! first once it answers again.
 //!
+//! [`ClientHandle::switch_pool`] moves the session to another pool of the list and pins it
+//! there: fail-back to the first pool is off while pinned. The pin ends with
+//! [`ClientHandle::follow_failover`], with a new pool list that changes the pinned entry
+//! ([`ClientHandle::set_pools`]), or when the pinned pool fails `attempts_per_pool`
+//! connection attempts in a row: then the client fails over as usual (a rig left on a dead
+//! pool would mine nothing) and fail-back to the first pool resumes.
+//!
 //! Every share handed to [`ClientHandle::submit`] gets exactly one answer. Shares found while
 //! disconnected wait for the next session: if the pool resumes the same session (same
 //! extranonce1) they are submitted there, otherwise they are answered `Stale`.
@@ -183,6 +190,8 @@ enum Command {
         reply: oneshot::Sender<ProofResult>,
     },
     SwitchPool(usize),
+    FollowFailover,
+    SetPools(Vec<PoolConfig>),
     Shutdown,
 }
 
@@ -258,9 +267,24 @@ impl ClientHandle {
             .unwrap_or_else(|_| ProofResult::Lost("client stopped".into()))
     }
 
-    /// Moves to pool `index` of the configured list now.
+    /// Moves to pool `index` of the configured list now and stays there: no fail-back to the
+    /// first pool until [`ClientHandle::follow_failover`] (see the module documentation for
+    /// when the pin ends by itself). An index outside the list is ignored.
     pub fn switch_pool(&self, index: usize) {
         let _ = self.tx.send(Command::SwitchPool(index));
+    }
+
+    /// Ends a pin from [`ClientHandle::switch_pool`]: fail-back to the first pool resumes.
+    pub fn follow_failover(&self) {
+        let _ = self.tx.send(Command::FollowFailover);
+    }
+
+    /// Replaces the pool list (a reloaded config file). A session on a pool whose entry
+    /// (URL, user, password, TLS settings) is unchanged at the same index goes on; otherwise
+    /// the session ends and the client starts over at the first pool of the new list. An
+    /// empty list is ignored: the client would have nowhere to go.
+    pub fn set_pools(&self, pools: Vec<PoolConfig>) {
+        let _ = self.tx.send(Command::SetPools(pools));
     }
 
     /// Ends the session; queued and in-flight shares are answered before the task exits.
@@ -321,6 +345,8 @@ enum SessionEnd {
     },
     /// Switch to another pool now.
     Switch(usize),
+    /// The pool list changed under the session: start over at the first pool.
+    Reconfigured,
 }
 
 struct Supervisor {
@@ -334,6 +360,8 @@ struct Supervisor {
     last_session_id: Option<(usize, String)>,
     waiting: VecDeque<QueuedShare>,
     shutting_down: bool,
+    /// The pool [`ClientHandle::switch_pool`] pinned: no fail-back while set.
+    pinned: Option<usize>,
 }
 
 const MAX_WAITING_SHARES: usize = 4096;
@@ -353,6 +381,7 @@ impl Supervisor {
             last_session_id: None,
             waiting: VecDeque::new(),
             shutting_down: false,
+            pinned: None,
         }
     }
 
@@ -386,6 +415,12 @@ impl Supervisor {
                     backoff = self.cfg.backoff_min;
                     continue;
                 }
+                SessionEnd::Reconfigured => {
+                    pool = 0;
+                    failures = 0;
+                    backoff = self.cfg.backoff_min;
+                    continue;
+                }
                 SessionEnd::Reconnect { port, wait } => {
                     port_override = port;
                     failures = 0;
@@ -400,6 +435,12 @@ impl Supervisor {
                     }
                     failures += 1;
                     if failures >= self.cfg.attempts_per_pool && self.cfg.pools.len() > 1 {
+                        if self.pinned.take().is_some() {
+                            warn!(
+                                pool,
+                                "the pinned pool keeps failing: pin released, failing over as usual"
+                            );
+                        }
                         let to = (pool + 1) % self.cfg.pools.len();
                         info!(from = pool, to, "failing over to the next pool");
                         let _ = self.events.send(ClientEvent::Failover { from: pool, to });
@@ -424,8 +465,17 @@ impl Supervisor {
                         () = sleep_until_or_never(deadline) => break,
                         cmd = self.cmds.recv() => match cmd {
                             None | Some(Command::Shutdown) => { self.shutting_down = true; break }
-                            Some(Command::SwitchPool(i)) if i < self.cfg.pools.len() => { pool = i; failures = 0; break }
+                            Some(Command::SwitchPool(i)) if i < self.cfg.pools.len() => { pool = i; failures = 0; self.pinned = Some(i); break }
                             Some(Command::SwitchPool(_)) => {}
+                            Some(Command::FollowFailover) => self.pinned = None,
+                            Some(Command::SetPools(p)) => {
+                                if self.replace_pools(p, None) {
+                                    pool = 0;
+                                    failures = 0;
+                                    backoff = self.cfg.backoff_min;
+                                    break;
+                                }
+                            }
                             Some(Command::Submit { share, epoch, reply }) => self.queue(share, epoch, reply),
                             Some(Command::SubmitProof { reply, .. }) => {
                                 let _ = reply.send(ProofResult::Lost("not connected: the proving job's session is gone".into()));
@@ -439,6 +489,48 @@ impl Supervisor {
             }
         }
         self.drain_stale("client shut down before the share could be submitted");
+    }
+
+    /// Installs a new pool list; returns whether a session on pool `current` (or the wait
+    /// for one) must start over because the list changed (always when `current` is `None`
+    /// and the list was taken). What was learned about a pool index (resumable session, pin)
+    /// is kept only where that index still names the same pool.
+    fn replace_pools(&mut self, pools: Vec<PoolConfig>, current: Option<usize>) -> bool {
+        if pools.is_empty() {
+            warn!("new pool list is empty: keeping the current one");
+            return false;
+        }
+        let old = std::mem::take(&mut self.cfg.pools);
+        let unchanged = |i: usize| match (old.get(i), pools.get(i)) {
+            (Some(a), Some(b)) => same_pool(a, b),
+            _ => false,
+        };
+        if self
+            .last_identity
+            .as_ref()
+            .is_some_and(|(p, _)| !unchanged(*p))
+        {
+            self.last_identity = None;
+        }
+        if self
+            .last_session_id
+            .as_ref()
+            .is_some_and(|(p, _)| !unchanged(*p))
+        {
+            self.last_session_id = None;
+        }
+        if self.pinned.is_some_and(|p| !unchanged(p)) {
+            info!("pinned pool changed in the new pool list: pin released");
+            self.pinned = None;
+        }
+        let keep = current.is_some_and(unchanged);
+        info!(
+            pools = pools.len(),
+            keep_session = keep,
+            "pool list replaced"
+        );
+        self.cfg.pools = pools;
+        !keep
     }
 
     fn queue(&mut self, share: Share, epoch: u64, reply: oneshot::Sender<SubmitOutcome>) {
@@ -514,8 +606,24 @@ impl Supervisor {
                         self.shutting_down = true;
                         break SessionEnd::Shutdown;
                     }
-                    Some(Command::SwitchPool(i)) if i < self.cfg.pools.len() && i != pool => break SessionEnd::Switch(i),
-                    Some(Command::SwitchPool(_)) => {}
+                    Some(Command::SwitchPool(i)) if i < self.cfg.pools.len() => {
+                        self.pinned = Some(i);
+                        if i != pool {
+                            break SessionEnd::Switch(i);
+                        }
+                        info!(pool, "pinned to the current pool: no fail-back");
+                    }
+                    Some(Command::SwitchPool(i)) => warn!(pool = i, "switch to a pool not in the list ignored"),
+                    Some(Command::FollowFailover) => {
+                        if self.pinned.take().is_some() {
+                            info!(pool, "pin released: failing back to the first pool when it is healthy");
+                        }
+                    }
+                    Some(Command::SetPools(p)) => {
+                        if self.replace_pools(p, Some(pool)) {
+                            break SessionEnd::Reconfigured;
+                        }
+                    }
                     Some(Command::Submit { share, epoch, reply }) => {
                         if !established {
                             self.queue(share, epoch, reply);
@@ -533,13 +641,14 @@ impl Supervisor {
                         }
                     }
                 },
-                _ = tick(&mut failback), if pool != 0 && established && probing.is_none() => {
+                _ = tick(&mut failback), if pool != 0 && established && probing.is_none() && self.pinned.is_none() => {
                     debug!(from = pool, "probing the first pool");
                     probing = Some(Box::pin(probe(self.cfg.clone(), 0)));
                 }
                 healthy = poll_probe(&mut probing), if probing.is_some() => {
                     probing = None;
-                    if healthy {
+                    // A pin set while the probe ran wins over its answer.
+                    if healthy && self.pinned.is_none() {
                         info!(from = pool, "first pool is healthy again: failing back");
                         break SessionEnd::Switch(0);
                     }
@@ -556,7 +665,10 @@ impl Supervisor {
         // Give in-flight submits a moment to be answered before the connection goes.
         if matches!(
             end,
-            SessionEnd::Shutdown | SessionEnd::Switch(_) | SessionEnd::Reconnect { .. }
+            SessionEnd::Shutdown
+                | SessionEnd::Switch(_)
+                | SessionEnd::Reconnect { .. }
+                | SessionEnd::Reconfigured
         ) && s.has_pending_submits()
         {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -578,6 +690,7 @@ impl Supervisor {
                 SessionEnd::Failed(r) => r.clone(),
                 SessionEnd::Reconnect { .. } => "pool asked to reconnect".to_string(),
                 SessionEnd::Switch(to) => format!("switching to pool {to}"),
+                SessionEnd::Reconfigured => "pool list changed".to_string(),
             };
             let _ = self.events.send(ClientEvent::Disconnected { pool, reason });
         }
@@ -622,6 +735,16 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// Whether two pool entries would open the same session (same place, same credentials).
+fn same_pool(a: &PoolConfig, b: &PoolConfig) -> bool {
+    a.url == b.url
+        && a.user == b.user
+        && a.password == b.password
+        && a.tls.fingerprint == b.tls.fingerprint
+        && a.tls.insecure == b.tls.insecure
+        && a.tls.extra_roots == b.tls.extra_roots
 }
 
 /// ±25 % so that many rigs behind one outage do not reconnect in lockstep.

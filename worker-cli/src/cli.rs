@@ -32,6 +32,9 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at start and moved into its subcommand: boxing the large variants would buy
+// nothing but `*` at every use.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Mine against a pool (or, with no -o, against the built-in pool on loopback).
@@ -76,6 +79,40 @@ pub struct DeviceArgs {
     /// Force a CPU kernel (portable, sha-ni, avx2, avx512, ...; default: the fastest here).
     #[arg(long, env = "RIGWORKER_CPU_KERNEL")]
     pub cpu_kernel: Option<String>,
+    #[command(flatten)]
+    pub fpga: FpgaArgs,
+}
+
+/// Icarus-protocol FPGA boards and USB ASIC sticks (`docs/fpga.md`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct FpgaArgs {
+    /// Serial ports of FPGA boards / USB ASIC sticks, comma-separated (default: probe
+    /// /dev/ttyUSB* and /dev/ttyACM*). Without --backend, mine on these boards only.
+    #[arg(long = "fpga", value_delimiter = ',', env = "RIGWORKER_FPGA")]
+    pub fpga_ports: Vec<PathBuf>,
+    /// Baud rate of the boards' serial line.
+    #[arg(long, env = "RIGWORKER_FPGA_BAUD")]
+    pub fpga_baud: Option<u32>,
+    /// Seconds per hash of a board (Hs, e.g. 2.6316e-9 for 380 MH/s); default: measured by
+    /// the probe, then calibrated from the hits.
+    #[arg(long, env = "RIGWORKER_FPGA_HS")]
+    pub fpga_hs: Option<f64>,
+    /// Chips splitting each board's nonce range (1, 2, 4 or 8).
+    #[arg(long, env = "RIGWORKER_FPGA_WORK_DIVISION")]
+    pub fpga_work_division: Option<u32>,
+    /// Leading zero bits of a board's hits: 32 for real boards; the simulated RTL is built
+    /// with fewer.
+    #[arg(long, env = "RIGWORKER_FPGA_ZERO_BITS", value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub fpga_zero_bits: Option<u32>,
+    /// Reopen the port after every silent range end (for USB-UARTs that stall).
+    #[arg(long, env = "RIGWORKER_FPGA_REOPEN")]
+    pub fpga_reopen: bool,
+    /// Seconds a probe waits for the golden job's answer.
+    #[arg(long, env = "RIGWORKER_FPGA_PROBE_TIMEOUT")]
+    pub fpga_probe_timeout: Option<f64>,
+    /// Test only: the counter the (simulated) board starts each job from.
+    #[arg(long, hide = true)]
+    pub fpga_first_counter: Option<u32>,
 }
 
 /// "Backends to use ... (compiled in: cpu, cuda, ...)".
@@ -142,6 +179,19 @@ pub struct MineArgs {
     /// Write the final summary as JSON to this file.
     #[arg(long, env = "RIGWORKER_SUMMARY_JSON")]
     pub summary_json: Option<PathBuf>,
+    /// Pause a device whose temperature is above this many °C; resume it 5 °C lower
+    /// (sensors: NVML for NVIDIA, hwmon for AMD GPUs and CPUs; see docs/deploy.md).
+    #[arg(long, env = "RIGWORKER_TEMP_LIMIT")]
+    pub temp_limit: Option<f64>,
+    /// Serve the HTTP API, Prometheus /metrics and the dashboard on this address (`PORT`,
+    /// `HOST:PORT` or `[V6]:PORT`; a bare port listens on 127.0.0.1). Off unless given. A
+    /// non-loopback address needs --http-token. See docs/api.md.
+    #[arg(long, env = "RIGWORKER_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Bearer token for the API's control requests (pause, resume, pool switch, reload);
+    /// without one they are refused. Never logged.
+    #[arg(long, env = "RIGWORKER_HTTP_TOKEN", hide_env_values = true)]
+    pub http_token: Option<String>,
     #[command(flatten)]
     pub proving: MineProvingArgs,
 }
@@ -258,6 +308,10 @@ pub struct BenchArgs {
     /// Benchmark every CPU kernel this machine supports, not just the default.
     #[arg(long)]
     pub all_kernels: bool,
+    /// Also draw the results as an SVG chart to this file: each device's hashrate per
+    /// interval (with --work prove: MSM and proving times by size).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -268,6 +322,8 @@ pub struct DevicesArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub fpga: FpgaArgs,
 }
 
 #[derive(Args, Debug, Clone)]

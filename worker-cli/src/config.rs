@@ -32,6 +32,13 @@ pub struct FileConfig {
     pub cpu_affinity: Option<bool>,
     pub cpu_kernel: Option<String>,
     pub intensity: Option<u32>,
+    pub fpga: Option<Vec<String>>,
+    pub fpga_baud: Option<u32>,
+    pub fpga_hs: Option<f64>,
+    pub fpga_work_division: Option<u32>,
+    pub fpga_zero_bits: Option<u32>,
+    pub fpga_reopen: Option<bool>,
+    pub fpga_probe_timeout: Option<f64>,
     pub print_time: Option<u64>,
     pub duration: Option<f64>,
     pub keepalive: Option<u64>,
@@ -39,6 +46,9 @@ pub struct FileConfig {
     pub no_version_rolling: Option<bool>,
     pub suggest_difficulty: Option<f64>,
     pub pool_difficulty: Option<f64>,
+    pub temp_limit: Option<f64>,
+    pub http: Option<String>,
+    pub http_token: Option<String>,
     pub log_format: Option<LogFormat>,
     pub prove: Option<bool>,
     pub proving_dir: Option<String>,
@@ -102,6 +112,9 @@ pub fn merge_mine(mut args: MineArgs, file: &FileConfig) -> Result<(MineArgs, Ve
     args.no_version_rolling |= file.no_version_rolling.unwrap_or(false);
     args.suggest_difficulty = args.suggest_difficulty.or(file.suggest_difficulty);
     args.pool_difficulty = args.pool_difficulty.or(file.pool_difficulty);
+    args.temp_limit = args.temp_limit.or(file.temp_limit);
+    args.http = args.http.take().or(file.http.clone());
+    args.http_token = args.http_token.take().or(file.http_token.clone());
     let pr = &mut args.proving;
     pr.prove |= file.prove.unwrap_or(false);
     pr.proving_dir = pr
@@ -175,6 +188,21 @@ pub fn merge_devices(d: &mut DeviceArgs, file: &FileConfig) {
     d.cpu_affinity |= file.cpu_affinity.unwrap_or(false);
     d.cpu_kernel = d.cpu_kernel.clone().or(file.cpu_kernel.clone());
     d.intensity = d.intensity.or(file.intensity);
+    let f = &mut d.fpga;
+    if f.fpga_ports.is_empty() {
+        f.fpga_ports = file
+            .fpga
+            .iter()
+            .flatten()
+            .map(std::path::PathBuf::from)
+            .collect();
+    }
+    f.fpga_baud = f.fpga_baud.or(file.fpga_baud);
+    f.fpga_hs = f.fpga_hs.or(file.fpga_hs);
+    f.fpga_work_division = f.fpga_work_division.or(file.fpga_work_division);
+    f.fpga_zero_bits = f.fpga_zero_bits.or(file.fpga_zero_bits);
+    f.fpga_reopen |= file.fpga_reopen.unwrap_or(false);
+    f.fpga_probe_timeout = f.fpga_probe_timeout.or(file.fpga_probe_timeout);
 }
 
 pub fn merge_pool(mut args: PoolArgs, file: &FileConfig) -> PoolArgs {

@@ -2,10 +2,15 @@
 //! selection, config merging, and one module per subcommand. `main.rs` only parses the
 //! command line and calls into here, so integration tests drive the same code.
 
+pub mod api;
 pub mod artifacts;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod logging;
+pub mod plot;
+pub mod reload;
+pub mod sdnotify;
 pub mod select;
+pub mod sensors;

@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow, bail};
 use backends::{BackendKind, DeviceInfo, HashBackend, HashWorker};
 
-use crate::cli::DeviceArgs;
+use crate::cli::{DeviceArgs, FpgaArgs};
 
 /// Every compiled-in backend, configured from the device flags (CPU kernel and pinning, GPU
 /// intensity).
@@ -29,11 +29,40 @@ pub fn backends(args: &DeviceArgs) -> Result<Vec<Box<dyn HashBackend>>> {
             BackendKind::Wgpu => {
                 Box::new(backends::wgpu::WgpuBackend::new().with_intensity(args.intensity))
             }
-            _ => b,
+            BackendKind::Fpga => Box::new(backends::fpga::FpgaBackend::with_config(fpga_config(
+                &args.fpga,
+            )?)),
         };
         out.push(configured);
     }
     Ok(out)
+}
+
+/// The FPGA driver's settings from the `--fpga*` flags.
+pub fn fpga_config(args: &FpgaArgs) -> Result<backends::fpga::FpgaConfig> {
+    let mut c = backends::fpga::FpgaConfig {
+        ports: args.fpga_ports.clone(),
+        hash_time: args.fpga_hs,
+        reopen: args.fpga_reopen,
+        ..Default::default()
+    };
+    if let Some(b) = args.fpga_baud {
+        c.baud = b;
+    }
+    if let Some(w) = args.fpga_work_division {
+        c.work_division = w;
+    }
+    if let Some(z) = args.fpga_zero_bits {
+        c.zero_bits = z;
+    }
+    if let Some(t) = args.fpga_probe_timeout {
+        c.probe_timeout = crate::commands::seconds("--fpga-probe-timeout", t)?;
+    }
+    if let Some(f) = args.fpga_first_counter {
+        c.first_counter = f;
+    }
+    c.validate().map_err(|e| anyhow!("--fpga: {e}"))?;
+    Ok(c)
 }
 
 /// Names accepted by `--backend`.
@@ -47,7 +76,10 @@ pub fn compiled_names() -> Vec<&'static str> {
 /// The backends `--backend` asks for (default: cpu).
 pub fn chosen(args: &DeviceArgs) -> Result<Vec<Box<dyn HashBackend>>> {
     let all = backends(args)?;
-    let wanted: Vec<String> = if args.backend.is_empty() {
+    let wanted: Vec<String> = if args.backend.is_empty() && !args.fpga.fpga_ports.is_empty() {
+        // Boards named without a backend: mine on them, not on the CPU as well.
+        vec!["fpga".into()]
+    } else if args.backend.is_empty() {
         vec!["cpu".into()]
     } else {
         args.backend

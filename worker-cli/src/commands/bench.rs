@@ -1,11 +1,12 @@
 //! `rigworker bench`: each device's hashrate as the median of one-second intervals, with an
-//! impossible target so the figure is pure search speed. Table or `--json`.
+//! impossible target so the figure is pure search speed. Table or `--json`; `--plot` also
+//! draws every interval's rate per device as an SVG chart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use backends::{
     BackendKind, HashBackend, HashWorker, HeaderTemplate, NonceRange, ScanControl, ScanTarget,
 };
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 use crate::cli::{BenchArgs, DeviceArgs};
 use crate::engine::stats::format_rate;
+use crate::plot::{Chart, Series, rate_unit, svg};
 
 #[derive(Serialize, Debug, Clone)]
 pub struct BenchResult {
@@ -26,6 +28,8 @@ pub struct BenchResult {
     pub min_hps: f64,
     pub max_hps: f64,
     pub intervals: usize,
+    /// Every interval's rate in time order (H/s): what `--plot` draws.
+    pub rates_hps: Vec<f64>,
 }
 
 /// Runs `workers` together for `seconds` (at least one interval) and returns per-interval
@@ -67,15 +71,14 @@ pub fn measure(workers: Vec<Box<dyn HashWorker>>, seconds: Duration) -> Vec<f64>
                     let start = (next & 0xffff_ffff) as u32;
                     let end = start.saturating_add((step - 1) as u32);
                     next += step;
-                    if w.scan(
-                        &header,
-                        &target,
-                        NonceRange { start, end },
-                        &ctl,
-                        &mut found,
-                    )
-                    .is_err()
-                    {
+                    // A board searches whole headers (it times its own range); stopping
+                    // cancels it.
+                    let range = if w.searches_whole_headers() {
+                        NonceRange::FULL
+                    } else {
+                        NonceRange { start, end }
+                    };
+                    if w.scan(&header, &target, range, &ctl, &mut found).is_err() {
                         return;
                     }
                 }
@@ -151,7 +154,8 @@ fn bench_backend(
             d.detail,
             seconds.as_secs_f64()
         );
-        let mut rates = measure(workers, seconds);
+        let rates = measure(workers, seconds);
+        let mut sorted = rates.clone();
         let (min, max) = rates
             .iter()
             .fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
@@ -161,10 +165,11 @@ fn bench_backend(
             name: d.name.clone(),
             detail: d.detail.clone(),
             threads: n,
-            median_hps: median(&mut rates),
+            median_hps: median(&mut sorted),
             min_hps: if rates.is_empty() { 0.0 } else { min },
             max_hps: max,
             intervals: rates.len(),
+            rates_hps: rates,
         });
     }
     Ok(())
@@ -188,6 +193,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             bench_backend(b.as_ref(), &args.devices, seconds, &mut results)?;
         }
     }
+    if let Some(path) = &args.plot {
+        write_plot(path, &results)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
@@ -210,5 +218,41 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// The hashrate chart: one series per benchmarked device (and per CPU kernel with
+/// `--all-kernels`), one point per interval.
+pub fn hash_chart(results: &[BenchResult]) -> Chart {
+    let top = results
+        .iter()
+        .flat_map(|r| r.rates_hps.iter().copied())
+        .fold(0.0f64, f64::max);
+    let (div, unit) = rate_unit(top, "H/s");
+    Chart {
+        title: "Hashrate per one-second interval (after 1 s warm-up)".into(),
+        x_label: "time since the device's warm-up (s)".into(),
+        y_label: format!("hashrate ({unit})"),
+        series: results
+            .iter()
+            .map(|r| Series {
+                name: format!("{}#{} {} ({})", r.backend, r.device, r.name, r.detail),
+                // Interval i ends about i+1 seconds after the warm-up (measure sleeps 1 s).
+                points: r
+                    .rates_hps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| ((i + 1) as f64, h / div))
+                    .collect(),
+            })
+            .collect(),
+        x_ticks: None,
+    }
+}
+
+fn write_plot(path: &std::path::Path, results: &[BenchResult]) -> Result<()> {
+    let doc = svg("rigworker bench: SHA-256d", &[hash_chart(results)]);
+    std::fs::write(path, doc).with_context(|| format!("writing the plot {}", path.display()))?;
+    eprintln!("plot written to {}", path.display());
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! with the key loaded once, as a single proof would (no tables) and as a worker does (tables
 //! precomputed and kept); and MSMs of 2^16..2^20 points against arkworks' own MSM measured in
 //! the same run. `--snarkjs` adds snarkjs's time on the same files as a baseline. The circuits
-//! are made once by our own setup (`proofs::synth`) and kept in a cache folder.
+//! are made once by our own setup (`proofs::synth`) and kept in a cache folder. `--plot` draws
+//! the MSM and proving times by size as an SVG chart.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -265,6 +266,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             )?);
         }
     }
+    if let Some(path) = &args.plot {
+        let doc = crate::plot::svg("rigworker bench --work prove", &charts(&report));
+        std::fs::write(path, doc)
+            .with_context(|| format!("writing the plot {}", path.display()))?;
+        eprintln!("plot written to {}", path.display());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -329,4 +336,91 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `2^k` tick labels for the sizes present.
+fn log2_ticks(logs: impl Iterator<Item = u32>) -> Vec<(f64, String)> {
+    let mut v: Vec<u32> = logs.collect();
+    v.sort_unstable();
+    v.dedup();
+    v.into_iter()
+        .map(|l| (f64::from(l), format!("2^{l}")))
+        .collect()
+}
+
+/// Two panels: MSM time by number of points (ours and arkworks', per group), and proving time
+/// by domain size (with and without tables, and snarkjs when measured). x is log2 of the size.
+fn charts(report: &Report) -> Vec<crate::plot::Chart> {
+    use crate::plot::{Chart, Series};
+    let log2 = |n: usize| n.max(1).ilog2();
+    let mut msm: Vec<Series> = Vec::new();
+    for group in ["G1", "G2"] {
+        let rows: Vec<&MsmResult> = report.msm.iter().filter(|m| m.group == group).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        for (who, pick) in [
+            ("ours", (|m: &MsmResult| m.ours_ms) as fn(&MsmResult) -> f64),
+            ("arkworks", |m: &MsmResult| m.arkworks_ms),
+        ] {
+            msm.push(Series {
+                name: format!("{group} MSM, {who}"),
+                points: rows
+                    .iter()
+                    .map(|m| (f64::from(log2(m.points)), pick(m)))
+                    .collect(),
+            });
+        }
+    }
+    let mut prove: Vec<Series> = Vec::new();
+    for pre in [false, true] {
+        let rows: Vec<&ProveResult> = report
+            .prove
+            .iter()
+            .filter(|p| p.precompute == pre)
+            .collect();
+        let total = |p: &ProveResult| {
+            p.phases_ms
+                .iter()
+                .find(|(k, _)| k == "total")
+                .map_or(0.0, |(_, v)| *v)
+        };
+        prove.push(Series {
+            name: format!("rigworker, {}", if pre { "tables" } else { "no tables" }),
+            points: rows
+                .iter()
+                .map(|p| (f64::from(p.domain_size.max(1).ilog2()), total(p)))
+                .collect(),
+        });
+    }
+    let snarkjs: Vec<(f64, f64)> = report
+        .prove
+        .iter()
+        .filter(|p| !p.precompute)
+        .filter_map(|p| Some((f64::from(p.domain_size.max(1).ilog2()), p.snarkjs_ms?)))
+        .collect();
+    if !snarkjs.is_empty() {
+        prove.push(Series {
+            name: "snarkjs".into(),
+            points: snarkjs,
+        });
+    }
+    vec![
+        Chart {
+            title: format!("MSM over BN254, {} threads (median)", report.threads),
+            x_label: "points".into(),
+            y_label: "time (ms)".into(),
+            x_ticks: Some(log2_ticks(report.msm.iter().map(|m| log2(m.points)))),
+            series: msm,
+        },
+        Chart {
+            title: "Groth16 proof, total (median)".into(),
+            x_label: "constraint domain size".into(),
+            y_label: "time (ms)".into(),
+            x_ticks: Some(log2_ticks(
+                report.prove.iter().map(|p| p.domain_size.max(1).ilog2()),
+            )),
+            series: prove,
+        },
+    ]
 }

@@ -7,7 +7,11 @@ use crate::cli::{DeviceArgs, DevicesArgs};
 
 pub fn run(args: &DevicesArgs) -> Result<()> {
     let mut report = Vec::new();
-    for b in crate::select::backends(&DeviceArgs::default())? {
+    let devices = DeviceArgs {
+        fpga: args.fpga.clone(),
+        ..DeviceArgs::default()
+    };
+    for b in crate::select::backends(&devices)? {
         match b.devices() {
             Ok(devs) => report.push(json!({
                 "backend": b.kind().name(),

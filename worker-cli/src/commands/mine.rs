@@ -12,18 +12,28 @@ use stratum::server::{ProvingConfig, Server, ServerConfig, VardiffConfig};
 use stratum::transport::{TlsOptions, parse_fingerprint};
 use tracing::info;
 
+use crate::api::{ApiConfig, ApiContext, ApiServer};
 use crate::artifacts::ArtifactCache;
 use crate::cli::MineArgs;
 use crate::config::{FileConfig, PoolEntry, merge_mine};
 use crate::engine::prove::ProvingEngine;
 use crate::engine::{self, EngineConfig, EngineState};
+use crate::reload::Reloader;
 use proofs::prover::ProveOptions;
 use proofs::{KeyCache, Precompute};
 
 /// Runs `mine` with the flags (and environment) in `args` and the config file `file` that
 /// `main` already read (it needs the file's `log_format` before logging starts).
 pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
+    // Kept as given, so a config reload merges the new file with the same flags.
+    let flags = args.clone();
     let (args, pools) = merge_mine(args, file)?;
+    // Checked before anything starts: a public address without a token is refused here.
+    let api = args
+        .http
+        .as_deref()
+        .map(|a| ApiConfig::new(a, args.http_token.clone()))
+        .transpose()?;
     // Every time value is checked before anything starts, so a bad one is an error message,
     // never a panic in a timer later.
     let duration = args
@@ -31,6 +41,10 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
         .map(|d| super::seconds("--duration", d))
         .transpose()?;
     let print_interval = super::whole_seconds("--print-time", args.print_time.unwrap_or(60))?;
+    // Checked before anything starts, like the times above.
+    if let Some(limit) = args.temp_limit {
+        crate::sensors::TempGuard::new(limit)?;
+    }
     // Checked on a throw-away config now, so a bad value is reported before the devices and
     // the built-in pool start.
     apply_client_flags(&mut ClientConfig::new(Vec::new()), &args)?;
@@ -39,6 +53,7 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
     let rt = super::runtime()?;
     rt.block_on(async move {
         let mut builtin = None;
+        let mut builtin_entry = None;
         let pools = if pools.is_empty() {
             let mut cfg = ServerConfig {
                 listen: "127.0.0.1:0".parse()?,
@@ -74,13 +89,15 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
             let addr = server.local_addr();
             info!(%addr, "no pool given: mining against the built-in pool");
             builtin = Some(server.spawn());
-            vec![PoolEntry {
+            let entry = PoolEntry {
                 url: format!("stratum+tcp://{addr}"),
                 user: "rigworker.local".into(),
                 pass: "x".into(),
                 tls_fingerprint: None,
                 tls_insecure: false,
-            }]
+            };
+            builtin_entry = Some(entry.clone());
+            vec![entry]
         } else {
             pools
         };
@@ -99,7 +116,33 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
             proving,
         };
         let state = Arc::new(Mutex::new(EngineState::default()));
+        let config_view = Arc::new(Mutex::new(crate::api::views::config(
+            &args,
+            &pools,
+            builtin_entry.is_some(),
+        )));
+        let reloader = Reloader::new(flags, builtin_entry, state.clone(), config_view.clone());
+        let (reload_tx, reload_rx) = match api {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        // SIGHUP reloads whether or not the API runs (and no longer ends the process).
+        let reload_task = tokio::spawn(reloader.serve(reload_rx));
+        let api_task = match &api {
+            Some(cfg) => {
+                let ctx = ApiContext::new(cfg, state.clone(), config_view, reload_tx);
+                Some(ApiServer::bind(cfg, ctx).await?.spawn())
+            }
+            None => None,
+        };
         let summary = engine::run(cfg, workers, super::shutdown_signal(), state).await;
+        if let Some(t) = api_task {
+            t.abort();
+        }
+        reload_task.abort();
         println!("{}", summary.render());
         if let Some(path) = &args.summary_json {
             std::fs::write(path, serde_json::to_vec_pretty(&summary)?)

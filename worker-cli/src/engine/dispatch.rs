@@ -3,10 +3,13 @@
 //! One cursor per job walks the search space (extranonce2 × rolled version bits × nonce) in
 //! order, under a mutex, so no two units ever overlap however many devices ask and however
 //! large the units they ask for. A unit never crosses a header boundary: it is one header
-//! template plus a nonce range inside it.
+//! template plus a nonce range inside it. Devices that cannot be given a range (FPGA boards)
+//! take whole headers nobody else has had; when extranonce2 × version bits run out, ntime
+//! rolls forward by the time that has really passed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use backends::{HeaderTemplate, NonceRange, ScanTarget};
 use stratum::Work;
@@ -38,28 +41,36 @@ struct JobCursor {
     generation: u64,
     work: Arc<Work>,
     target: ScanTarget,
-    /// Index into extranonce2 × version-roll space.
-    slot_index: u64,
+    /// The slot being handed out in slices, if any.
     slot: Option<Arc<HeaderSlot>>,
-    /// Next nonce to hand out in the current slot (u64 so 2^32 means "slot exhausted").
+    /// Index into extranonce2 × version-roll space of the next slot nobody has had.
+    next_slot: u64,
+    /// Next nonce to hand out in `slot` (u64 so 2^32 means "slot exhausted").
     next_nonce: u64,
     /// Extranonce2 value the first slot starts from (random per job so restarts never
     /// repeat work the pool already has from us).
     en2_base: u64,
+    /// Seconds added to the job's ntime: once every slot of one ntime is taken, the cursor
+    /// moves ntime on by the time that has really passed since the job came, never further,
+    /// so rolled headers are as valid to the pool as the job's own.
+    ntime_offset: u32,
+    received: Instant,
     exhausted: bool,
 }
 
 impl JobCursor {
-    fn new(generation: u64, work: Arc<Work>, en2_base: u64) -> Self {
+    fn new(generation: u64, work: Arc<Work>, en2_base: u64, received: Instant) -> Self {
         let target = ScanTarget::from_le_bytes(work.target.to_le_bytes());
         JobCursor {
             generation,
             work,
             target,
-            slot_index: 0,
             slot: None,
+            next_slot: 0,
             next_nonce: 1 << 32,
             en2_base,
+            ntime_offset: 0,
+            received,
             exhausted: false,
         }
     }
@@ -99,47 +110,81 @@ impl JobCursor {
             }
             None => (job.version, None),
         };
-        let header = job.header(&self.work.extranonce, &extranonce2, job.ntime, version);
+        let ntime = job.ntime.wrapping_add(self.ntime_offset);
+        let header = job.header(&self.work.extranonce, &extranonce2, ntime, version);
         Some(HeaderSlot {
             extranonce2,
-            ntime: job.ntime,
+            ntime,
             version_bits,
             header,
         })
     }
 
-    fn next(&mut self, max_nonces: u64) -> Option<WorkUnit> {
+    /// A slot no unit has come from yet, or `None` when none is left for now.
+    fn fresh_slot(&mut self, now: Instant) -> Option<Arc<HeaderSlot>> {
         if self.exhausted {
             return None;
         }
-        if self.next_nonce >= 1 << 32 {
-            if self.slot.is_some() {
-                self.slot_index += 1;
-            }
-            if self.slot_index >= self.slot_space() {
-                self.exhausted = true;
+        if self.next_slot >= self.slot_space() {
+            let elapsed = u32::try_from(now.saturating_duration_since(self.received).as_secs())
+                .unwrap_or(u32::MAX);
+            if elapsed <= self.ntime_offset {
+                // Every header of this second is taken: wait for the clock (or a new job).
                 return None;
             }
-            self.slot = Some(Arc::new(self.build_slot(self.slot_index)?));
+            self.ntime_offset = elapsed;
+            self.next_slot = 0;
+        }
+        match self.build_slot(self.next_slot) {
+            Some(slot) => {
+                self.next_slot += 1;
+                Some(Arc::new(slot))
+            }
+            None => {
+                self.exhausted = true;
+                None
+            }
+        }
+    }
+
+    fn unit(&self, slot: Arc<HeaderSlot>, range: NonceRange) -> WorkUnit {
+        let mut template = [0u8; 80];
+        template.copy_from_slice(&slot.header.0);
+        WorkUnit {
+            generation: self.generation,
+            work: self.work.clone(),
+            template: HeaderTemplate(template),
+            target: self.target,
+            range,
+            slot,
+        }
+    }
+
+    /// The next `max_nonces` (or fewer) of the slot being sliced, starting a fresh slot when
+    /// it is used up.
+    fn next(&mut self, max_nonces: u64, now: Instant) -> Option<WorkUnit> {
+        if self.next_nonce >= 1 << 32 || self.slot.is_none() {
+            self.slot = Some(self.fresh_slot(now)?);
             self.next_nonce = 0;
         }
         let slot = self.slot.clone()?;
         let start = self.next_nonce;
         let end = (start + max_nonces.max(1)).min(1 << 32) - 1;
         self.next_nonce = end + 1;
-        let mut template = [0u8; 80];
-        template.copy_from_slice(&slot.header.0);
-        Some(WorkUnit {
-            generation: self.generation,
-            work: self.work.clone(),
-            template: HeaderTemplate(template),
-            target: self.target,
-            range: NonceRange {
+        Some(self.unit(
+            slot,
+            NonceRange {
                 start: start as u32,
                 end: end as u32,
             },
-            slot,
-        })
+        ))
+    }
+
+    /// A whole header nobody has searched, with all 2^32 nonces: what a board that cannot be
+    /// given a nonce range needs. Never the remainder of a sliced slot.
+    fn next_whole(&mut self, now: Instant) -> Option<WorkUnit> {
+        let slot = self.fresh_slot(now)?;
+        Some(self.unit(slot, NonceRange::FULL))
     }
 }
 
@@ -207,7 +252,7 @@ impl Dispatcher {
         let mut s = self.lock();
         s.generation += 1;
         let base: u64 = rand::random();
-        s.job = Some(JobCursor::new(s.generation, work, base));
+        s.job = Some(JobCursor::new(s.generation, work, base, Instant::now()));
         let g = s.generation;
         if clean {
             self.clean_floor.store(g, Ordering::Release);
@@ -260,20 +305,34 @@ impl Dispatcher {
 
     /// Blocks the calling device thread until a unit is available; `None` on shutdown.
     pub fn next_unit(&self, max_nonces: u64) -> Option<WorkUnit> {
+        self.wait_for(|job, now| job.next(max_nonces, now))
+    }
+
+    /// Like [`Dispatcher::next_unit`], but always a whole header of its own (full nonce
+    /// range) for a device that searches whole headers.
+    pub fn next_whole_unit(&self) -> Option<WorkUnit> {
+        self.wait_for(|job, now| job.next_whole(now))
+    }
+
+    fn wait_for(
+        &self,
+        mut take: impl FnMut(&mut JobCursor, Instant) -> Option<WorkUnit>,
+    ) -> Option<WorkUnit> {
         let mut s = self.lock();
         loop {
             if s.shutdown {
                 return None;
             }
             if !s.paused
-                && let Some(unit) = s.job.as_mut().and_then(|j| j.next(max_nonces))
+                && let Some(unit) = s.job.as_mut().and_then(|j| take(j, Instant::now()))
             {
                 return Some(unit);
             }
-            // Woken by set_work / shutdown; the timeout only guards against a missed wakeup.
+            // Woken by set_work / shutdown; the timeout guards against a missed wakeup and
+            // lets an exhausted job roll its ntime when the next second comes.
             s = self
                 .changed
-                .wait_timeout(s, std::time::Duration::from_millis(500))
+                .wait_timeout(s, std::time::Duration::from_millis(250))
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
@@ -337,16 +396,61 @@ mod tests {
 
     #[test]
     fn exhausted_space_waits_instead_of_repeating() {
+        let mut c = JobCursor::new(1, work(1, None), 0, Instant::now());
+        let now = c.received;
+        for _ in 0..256 {
+            assert_eq!(c.next(1 << 32, now).unwrap().range.len(), 1 << 32);
+        }
+        // Every extranonce2 of this ntime is taken, and no second has passed.
+        assert!(c.next(1 << 32, now).is_none());
+        assert!(c.next_whole(now).is_none());
         let d = Arc::new(Dispatcher::new());
         d.set_work(work(1, None), true);
-        for _ in 0..256 {
-            assert_eq!(d.next_unit(1 << 32).unwrap().range.len(), 1 << 32);
-        }
         let d2 = d.clone();
         let t = std::thread::spawn(move || d2.next_unit(1 << 32));
         std::thread::sleep(std::time::Duration::from_millis(50));
         d.shutdown();
-        assert!(t.join().unwrap().is_none());
+        // Either shutdown reached it first, or it got the first unit: never a repeat.
+        if let Some(u) = t.join().unwrap() {
+            assert_eq!(u.range.start, 0);
+        }
+    }
+
+    /// Once every header of one ntime is taken, ntime moves on by the seconds that really
+    /// passed, and the extranonce2 space starts over under the new ntime: no header twice.
+    #[test]
+    fn exhausted_space_rolls_ntime_as_time_passes() {
+        let t0 = Instant::now();
+        let mut c = JobCursor::new(1, work(1, None), 0, t0);
+        let mut headers = HashSet::new();
+        for _ in 0..256 {
+            assert!(headers.insert(c.next_whole(t0).unwrap().slot.header.0));
+        }
+        assert!(c.next_whole(t0).is_none());
+        let later = t0 + std::time::Duration::from_millis(3500);
+        for _ in 0..256 {
+            let u = c.next_whole(later).unwrap();
+            assert_eq!(u.slot.ntime, 1003);
+            assert!(headers.insert(u.slot.header.0));
+        }
+        assert!(c.next_whole(later).is_none());
+    }
+
+    /// Whole units never share a header with sliced ones, and never start mid-slot.
+    #[test]
+    fn whole_units_are_fresh_headers() {
+        let d = Dispatcher::new();
+        d.set_work(work(2, None), true);
+        let sliced = d.next_unit(1 << 20).unwrap();
+        let whole = d.next_whole_unit().unwrap();
+        assert_eq!(whole.range, NonceRange::FULL);
+        assert_ne!(whole.slot.header.0, sliced.slot.header.0);
+        let sliced2 = d.next_unit(1 << 20).unwrap();
+        assert_eq!(sliced2.slot.header.0, sliced.slot.header.0);
+        assert_eq!(sliced2.range.start, 1 << 20);
+        let whole2 = d.next_whole_unit().unwrap();
+        assert_ne!(whole2.slot.header.0, whole.slot.header.0);
+        assert_ne!(whole2.slot.header.0, sliced.slot.header.0);
     }
 
     #[test]

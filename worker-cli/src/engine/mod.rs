@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backends::{DeviceInfo, HashWorker, ScanControl};
+use backends::{BackendError, DeviceInfo, HashWorker, ScanControl};
 use serde::Serialize;
 use stratum::client::{
     Client, ClientConfig, ClientEvent, ClientHandle, SubmitOutcome, SubmitResult,
@@ -48,6 +48,24 @@ struct DeviceSlot {
     info: DeviceInfo,
     label: String,
     ctl: Arc<ScanControl>,
+    /// Set by [`EngineCommand::SetPaused`]; the device loop holds in [`wait_while_paused`].
+    pause: Arc<AtomicBool>,
+}
+
+/// What the HTTP API (or a config reload) asks of a running engine. The sender is in
+/// [`EngineState::commands`] while [`run`] runs.
+pub enum EngineCommand {
+    /// Pause (or resume) the devices with these indices in [`EngineState::devices`].
+    SetPaused {
+        devices: Vec<usize>,
+        paused: bool,
+        done: oneshot::Sender<()>,
+    },
+    /// Move to pool `n` of the list and stay there (`ClientHandle::switch_pool`); `None`
+    /// lets failover and fail-back decide again (`ClientHandle::follow_failover`).
+    PinPool(Option<usize>),
+    /// A new pool list (config reload): counters of pools whose URL is still listed are kept.
+    SetPools(Vec<stratum::client::PoolConfig>),
 }
 
 /// What became of a nonce a device reported; decided on the device's own thread, so a valid
@@ -90,6 +108,12 @@ pub struct EngineState {
     pub failovers: u64,
     pub started: Option<Instant>,
     pub total_rate: RateWindow,
+    /// The pool the API pinned (`ClientHandle::switch_pool`), while pinned.
+    pub pinned_pool: Option<usize>,
+    /// Commands into the running engine; `None` before [`run`] starts.
+    pub commands: Option<mpsc::UnboundedSender<EngineCommand>>,
+    /// The prover, when the worker takes proving jobs.
+    pub proving: Option<Arc<prove::ProvingEngine>>,
 }
 
 pub struct DeviceCounters {
@@ -98,6 +122,48 @@ pub struct DeviceCounters {
     pub shares: ShareCounts,
     pub hashes: u64,
     pub rate: RateWindow,
+    /// `ScanControl::hardware_errors` already counted into `shares`.
+    pub broken_results: u64,
+    /// Held by [`wait_while_paused`] in the device loop while set.
+    pub paused: Arc<AtomicBool>,
+    /// The device's thread ended while the engine ran (the backend disabled it).
+    pub disabled: bool,
+    /// log2 of the nonces per launch, for devices that launch in batches (GPUs).
+    pub intensity: Option<u32>,
+    /// Filled by the sensors where the device has them; `None` where unknown.
+    pub temperature_c: Option<f64>,
+    pub power_w: Option<f64>,
+    pub fan_percent: Option<f64>,
+}
+
+impl DeviceCounters {
+    pub fn new(label: String, info: DeviceInfo) -> Self {
+        DeviceCounters {
+            label,
+            info,
+            shares: ShareCounts::default(),
+            hashes: 0,
+            rate: RateWindow::default(),
+            broken_results: 0,
+            paused: Arc::new(AtomicBool::new(false)),
+            disabled: false,
+            intensity: None,
+            temperature_c: None,
+            power_w: None,
+            fan_percent: None,
+        }
+    }
+
+    /// `running`, `paused` or `disabled`, as the HTTP API reports it.
+    pub fn state_name(&self) -> &'static str {
+        if self.disabled {
+            "disabled"
+        } else if self.paused.load(Ordering::Acquire) {
+            "paused"
+        } else {
+            "running"
+        }
+    }
 }
 
 /// What `mine` prints at the end (and returns to tests).
@@ -235,6 +301,7 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Submitted>();
 
     let (client, mut events, client_task) = Client::spawn(cfg.client.clone());
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<EngineCommand>();
     let proof_tx = cfg.proving.clone().map(|p| {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(p.run(rx, client.clone(), dispatcher.clone()));
@@ -245,6 +312,8 @@ pub async fn run(
     {
         let mut st = lock(&state);
         st.started = Some(Instant::now());
+        st.commands = Some(cmd_tx);
+        st.proving = cfg.proving.clone();
         st.pools = cfg
             .client
             .pools
@@ -270,17 +339,16 @@ pub async fn run(
                 .count()
         );
         let ctl = Arc::new(ScanControl::new());
-        lock(&state).devices.push(DeviceCounters {
-            label: label.clone(),
-            info: info.clone(),
-            shares: ShareCounts::default(),
-            hashes: 0,
-            rate: RateWindow::default(),
-        });
+        let mut counters = DeviceCounters::new(label.clone(), info.clone());
+        let launch = worker.min_scan_nonces();
+        counters.intensity = (launch > 1).then(|| launch.ilog2());
+        let pause = counters.paused.clone();
+        lock(&state).devices.push(counters);
         slots.push(DeviceSlot {
             info,
             label: label.clone(),
             ctl: ctl.clone(),
+            pause: pause.clone(),
         });
         let (d, tx, stop, client) = (
             dispatcher.clone(),
@@ -292,7 +360,7 @@ pub async fn run(
             .name(format!("dev-{label}"))
             .spawn(move || device_thread(i, worker, ctl, d, client, tx, stop));
         match spawned {
-            Ok(h) => threads.push(h),
+            Ok(h) => threads.push((i, h)),
             Err(e) => error!(device = %label, error = %e, "could not start the device thread"),
         }
     }
@@ -365,8 +433,16 @@ pub async fn run(
                 }
                 Some(ClientEvent::PoolMessage { pool, text }) => info!(pool, message = %text, "pool says"),
                 Some(ClientEvent::Failover { from, to }) => {
-                    lock(&state).failovers += 1;
-                    warn!(from, to, "pool failover");
+                    let mut st = lock(&state);
+                    if st.pinned_pool == Some(to) {
+                        // The switch the API asked for, not a failure.
+                        info!(from, to, "switched to the pinned pool");
+                    } else {
+                        // The client releases a pin only by failing over away from it.
+                        st.pinned_pool = None;
+                        st.failovers += 1;
+                        warn!(from, to, "pool failover");
+                    }
                 }
                 Some(ClientEvent::ProofJob { job, pool_host, epoch, .. }) => match &proof_tx {
                     Some(tx) => { let _ = tx.send(prove::ProofTask { job, pool_host, epoch }); }
@@ -380,7 +456,11 @@ pub async fn run(
                 in_flight -= 1;
                 record_outcome(&state, &slots, done);
             }
-            _ = sample.tick() => sample_rates(&state, &slots),
+            Some(cmd) = cmd_rx.recv() => apply_command(&state, &slots, &client, cmd),
+            _ = sample.tick() => {
+                sample_rates(&state, &slots);
+                mark_finished(&state, &threads);
+            }
             _ = print.tick() => print_speed(&state),
         }
     }
@@ -392,7 +472,7 @@ pub async fn run(
         s.ctl.cancel();
     }
     let joined = tokio::task::spawn_blocking(move || {
-        for t in threads {
+        for (_, t) in threads {
             let _ = t.join();
         }
     });
@@ -524,6 +604,7 @@ fn record_outcome(state: &Mutex<EngineState>, slots: &[DeviceSlot], done: Submit
         && let Some(p) = st.pools.get_mut(done.outcome.pool)
     {
         p.last_latency_ms = Some(l.as_secs_f64() * 1000.0);
+        p.submit_latency.observe(l.as_secs_f64());
     }
     let (acc, rej): (u64, u64) = st.devices.iter().fold((0, 0), |(a, r), d| {
         (a + d.shares.accepted, r + d.shares.rejected)
@@ -552,10 +633,92 @@ fn sample_rates(state: &Mutex<EngineState>, slots: &[DeviceSlot]) {
     let mut total = 0;
     for (d, s) in st.devices.iter_mut().zip(slots) {
         d.hashes = s.ctl.hashes();
+        // Broken replies carry no nonce to re-check: each is a found result that ended as a
+        // hardware error, so the device's balance still holds.
+        let broken = s.ctl.hardware_errors();
+        for _ in d.broken_results..broken {
+            d.shares.record_found(Some(ShareEnd::HardwareError));
+        }
+        d.broken_results = broken;
         d.rate.record(now, d.hashes);
         total += d.hashes;
     }
     st.total_rate.record(now, total);
+}
+
+/// A device whose thread ended while the engine runs was disabled by its backend.
+fn mark_finished(state: &Mutex<EngineState>, threads: &[(usize, std::thread::JoinHandle<()>)]) {
+    let mut st = lock(state);
+    for (i, t) in threads {
+        if t.is_finished()
+            && let Some(d) = st.devices.get_mut(*i)
+        {
+            d.disabled = true;
+        }
+    }
+}
+
+fn apply_command(
+    state: &Mutex<EngineState>,
+    slots: &[DeviceSlot],
+    client: &ClientHandle,
+    cmd: EngineCommand,
+) {
+    match cmd {
+        EngineCommand::SetPaused {
+            devices,
+            paused,
+            done,
+        } => {
+            for i in devices {
+                if let Some(s) = slots.get(i) {
+                    s.pause.store(paused, Ordering::Release);
+                    // Ends the scan in progress, so a device with long scans (an FPGA
+                    // board's whole header) stops now rather than when its call ends.
+                    if paused {
+                        s.ctl.cancel();
+                    }
+                    info!(device = %s.label, paused, "device {}", if paused { "paused" } else { "resumed" });
+                }
+            }
+            let _ = done.send(());
+        }
+        EngineCommand::PinPool(pool) => {
+            lock(state).pinned_pool = pool;
+            match pool {
+                Some(n) => client.switch_pool(n),
+                None => client.follow_failover(),
+            }
+        }
+        EngineCommand::SetPools(pools) => {
+            let mut st = lock(state);
+            let mut old = std::mem::take(&mut st.pools);
+            st.pools = pools
+                .iter()
+                .map(|p| {
+                    let url = p.url.to_string();
+                    match old.iter().position(|o| o.url == url) {
+                        Some(i) => old.swap_remove(i),
+                        None => PoolCounts {
+                            url,
+                            ..Default::default()
+                        },
+                    }
+                })
+                .collect();
+            st.pinned_pool = None;
+            drop(st);
+            client.set_pools(pools);
+        }
+    }
+}
+
+/// Holds the calling device thread while `paused` is set (HTTP API pause), waking every
+/// 50 ms to notice a resume or `stop`. Device loops call it before taking each unit.
+pub fn wait_while_paused(paused: &AtomicBool, stop: &AtomicBool) {
+    while paused.load(Ordering::Acquire) && !stop.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn print_speed(state: &Mutex<EngineState>) {
@@ -575,6 +738,48 @@ fn print_speed(state: &Mutex<EngineState>) {
     );
 }
 
+/// What a device thread needs to turn a reported nonce into a share.
+struct Reporter<'a> {
+    index: usize,
+    dispatcher: &'a Dispatcher,
+    client: &'a ClientHandle,
+    found_tx: &'a mpsc::UnboundedSender<Found>,
+}
+
+impl Reporter<'_> {
+    /// The engine's rule: every device result is re-hashed on the CPU before it counts. A
+    /// valid one goes to the pool from here, without waiting for the engine task.
+    fn report(&self, unit: &WorkUnit, range: backends::NonceRange, nonce: u32) {
+        let header = unit.slot.header.with_nonce(nonce);
+        let hash = header.hash();
+        let valid = range.start <= nonce && nonce <= range.end && unit.work.target.is_met_by(&hash);
+        let work = &unit.work;
+        let fate = if !valid {
+            Fate::HardwareError
+        } else if !self.dispatcher.is_live(unit.generation) {
+            Fate::Stale
+        } else {
+            let share = Share {
+                job_id: work.job.job_id.clone(),
+                extranonce2: unit.slot.extranonce2,
+                ntime: unit.slot.ntime,
+                nonce,
+                version_bits: unit.slot.version_bits,
+            };
+            Fate::Submitted(self.client.submit_detached(share, work.epoch))
+        };
+        let _ = self.found_tx.send(Found {
+            device: self.index,
+            nonce,
+            hash,
+            job_id: work.job.job_id.clone(),
+            pool: work.pool,
+            difficulty: work.difficulty.get(),
+            fate,
+        });
+    }
+}
+
 /// The loop each device's OS thread runs: take a unit, scan it, re-check what was found.
 fn device_thread(
     index: usize,
@@ -590,6 +795,28 @@ fn device_thread(
         error!(device = index, error = %e, "device failed to start");
         return;
     }
+    let reporter = Reporter {
+        index,
+        dispatcher: &dispatcher,
+        client: &client,
+        found_tx: &found_tx,
+    };
+    if worker.searches_whole_headers() {
+        whole_header_loop(worker.as_mut(), &ctl, &dispatcher, &reporter, &stop);
+    } else {
+        sliced_loop(worker.as_mut(), &ctl, &dispatcher, &reporter, &stop);
+    }
+}
+
+/// For devices given nonce ranges (CPU, GPU).
+fn sliced_loop(
+    worker: &mut dyn HashWorker,
+    ctl: &ScanControl,
+    dispatcher: &Dispatcher,
+    reporter: &Reporter<'_>,
+    stop: &AtomicBool,
+) {
+    let index = reporter.index;
     // Units are claimed for about UNIT_TARGET but scanned in slices of about SLICE_TARGET:
     // a nonce is reported (and a job switch noticed) within a slice, which keeps stale
     // shares near the physical minimum even when the pool switches jobs several times a second.
@@ -618,8 +845,12 @@ fn device_thread(
             };
             found.clear();
             let t0 = Instant::now();
-            let outcome = match worker.scan(&unit.template, &unit.target, range, &ctl, &mut found) {
+            let outcome = match worker.scan(&unit.template, &unit.target, range, ctl, &mut found) {
                 Ok(o) => o,
+                Err(BackendError::Disabled(why)) => {
+                    error!(device = index, reason = %why, "device disabled; the others go on");
+                    return;
+                }
                 Err(e) => {
                     error!(device = index, error = %e, "scan failed");
                     std::thread::sleep(Duration::from_secs(1));
@@ -632,36 +863,7 @@ fn device_thread(
                 rate = 0.8 * rate + 0.2 * (outcome.hashes_done as f64 / secs);
             }
             for &nonce in &found {
-                // The engine's rule: every device result is re-hashed on the CPU before it counts.
-                let header = unit.slot.header.with_nonce(nonce);
-                let hash = header.hash();
-                let valid =
-                    range.start <= nonce && nonce <= range.end && unit.work.target.is_met_by(&hash);
-                let work = &unit.work;
-                let fate = if !valid {
-                    Fate::HardwareError
-                } else if !dispatcher.is_live(unit.generation) {
-                    Fate::Stale
-                } else {
-                    let share = Share {
-                        job_id: work.job.job_id.clone(),
-                        extranonce2: unit.slot.extranonce2,
-                        ntime: unit.slot.ntime,
-                        nonce,
-                        version_bits: unit.slot.version_bits,
-                    };
-                    Fate::Submitted(client.submit_detached(share, work.epoch))
-                };
-                let found = Found {
-                    device: index,
-                    nonce,
-                    hash,
-                    job_id: work.job.job_id.clone(),
-                    pool: work.pool,
-                    difficulty: work.difficulty.get(),
-                    fate,
-                };
-                let _ = found_tx.send(found);
+                reporter.report(&unit, range, nonce);
             }
             if outcome.cancelled
                 || ctl.is_cancelled()
@@ -670,6 +872,47 @@ fn device_thread(
                 break;
             }
             start = slice_end + 1;
+        }
+    }
+}
+
+/// For devices that search whole headers by themselves (FPGA boards): one call per header,
+/// found nonces reported while it runs, the next fresh header the moment it ends.
+fn whole_header_loop(
+    worker: &mut dyn HashWorker,
+    ctl: &ScanControl,
+    dispatcher: &Dispatcher,
+    reporter: &Reporter<'_>,
+    stop: &AtomicBool,
+) {
+    let index = reporter.index;
+    let mut last_error: Option<String> = None;
+    while !stop.load(Ordering::Acquire) {
+        let Some(unit) = dispatcher.next_whole_unit() else {
+            break;
+        };
+        ctl.reset_cancel();
+        let range = unit.range;
+        let mut on_found = |nonce| reporter.report(&unit, range, nonce);
+        match worker.scan_streaming(&unit.template, &unit.target, range, ctl, &mut on_found) {
+            Ok(_) => {
+                if last_error.take().is_some() {
+                    info!(device = index, "device working again");
+                }
+            }
+            Err(BackendError::Disabled(why)) => {
+                error!(device = index, reason = %why, "device disabled; the others go on");
+                return;
+            }
+            Err(e) => {
+                // A board that is unplugged fails every call until it is back: say so once.
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(msg.as_str()) {
+                    error!(device = index, error = %msg, "device failed; retrying");
+                }
+                last_error = Some(msg);
+                std::thread::sleep(Duration::from_secs(1));
+            }
         }
     }
 }
@@ -703,13 +946,7 @@ mod tests {
             detail: String::new(),
         };
         Arc::new(Mutex::new(EngineState {
-            devices: vec![DeviceCounters {
-                label: "cpu0.0".into(),
-                info,
-                shares: ShareCounts::default(),
-                hashes: 0,
-                rate: RateWindow::default(),
-            }],
+            devices: vec![DeviceCounters::new("cpu0.0".into(), info)],
             pools: (0..pools)
                 .map(|i| PoolCounts {
                     url: format!("stratum+tcp://p{i}:1"),

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::dispatch::Dispatcher;
+use super::stats::{Observations, PHASE_BUCKETS};
 use crate::artifacts::ArtifactCache;
 
 /// A job as the engine receives it from the client.
@@ -40,6 +41,34 @@ pub struct ProvingCounts {
     pub key_downloads: u64,
     /// Seconds of the last proof's phases (`rigworker prove` names).
     pub last_phases: Vec<(String, f64)>,
+    /// Every proof's phase times, by phase name in the order the prover reports them (the
+    /// HTTP API's medians and `/metrics` histograms; not in the summary JSON).
+    #[serde(skip)]
+    pub phase_times: Vec<(String, Observations)>,
+}
+
+impl ProvingCounts {
+    fn record_phases(&mut self, phases: &[(String, f64)]) {
+        for (name, secs) in phases {
+            let i = match self.phase_times.iter().position(|(n, _)| n == name) {
+                Some(i) => i,
+                None => {
+                    self.phase_times
+                        .push((name.clone(), Observations::new(PHASE_BUCKETS)));
+                    self.phase_times.len() - 1
+                }
+            };
+            self.phase_times[i].1.observe(*secs);
+        }
+    }
+
+    /// Median seconds of each phase over the recent proofs.
+    pub fn phase_medians(&self) -> Vec<(String, f64)> {
+        self.phase_times
+            .iter()
+            .filter_map(|(n, o)| o.median().map(|m| (n.clone(), m)))
+            .collect()
+    }
 }
 
 pub struct ProvingEngine {
@@ -115,6 +144,9 @@ impl ProvingEngine {
                             .into_iter()
                             .map(|(n, d)| (n.to_string(), d.as_secs_f64()))
                             .collect();
+                        let phases = std::mem::take(&mut c.last_phases);
+                        c.record_phases(&phases);
+                        c.last_phases = phases;
                     });
                     match r {
                         ProofResult::Accepted => {

@@ -74,6 +74,104 @@ pub struct PoolCounts {
     pub connects: u64,
     pub accepted_difficulty: f64,
     pub last_latency_ms: Option<f64>,
+    /// Seconds from sending a share to the pool's answer (`/metrics`; not in the summary).
+    #[serde(skip)]
+    pub submit_latency: Observations,
+}
+
+/// Bucket bounds (seconds) for share submit latency: LAN pools answer in about a
+/// millisecond, pools across the world in a few hundred.
+pub const SUBMIT_LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+/// Bucket bounds (seconds) for proof phases: from a test circuit's milliseconds to a large
+/// circuit's minutes.
+pub const PHASE_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+/// How many recent observations a median is taken over.
+const RECENT: usize = 256;
+
+/// Observations of one quantity: fixed buckets, sum and count for a Prometheus histogram
+/// (which needs every observation, not a sample of them), and the most recent ones for a
+/// median.
+#[derive(Clone, Debug)]
+pub struct Observations {
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative); one more than `bounds` for +Inf.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+    recent: VecDeque<f64>,
+}
+
+impl Default for Observations {
+    fn default() -> Self {
+        Observations::new(SUBMIT_LATENCY_BUCKETS)
+    }
+}
+
+impl Observations {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Observations {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+            recent: VecDeque::new(),
+        }
+    }
+
+    pub fn observe(&mut self, v: f64) {
+        // A NaN would poison the sum forever; time measurements never produce one, but a
+        // statistics bug must not corrupt every later scrape.
+        if !v.is_finite() {
+            return;
+        }
+        let i = self.bounds.partition_point(|b| *b < v);
+        self.counts[i] += 1;
+        self.sum += v;
+        self.count += 1;
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(v);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// `(upper bound, count in that bucket)` with a last `+Inf` bucket, as
+    /// `prometheus_client`'s encoders take them.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        self.bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.counts.iter().copied())
+            .collect()
+    }
+
+    /// Median of the last few hundred observations (the mean of the middle two for an even
+    /// number); `None` before the first.
+    pub fn median(&self) -> Option<f64> {
+        let mut v: Vec<f64> = self.recent.iter().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -212,6 +310,33 @@ mod tests {
         assert_eq!(v["in_flight"], 1);
         assert_eq!(v["hardware_errors"], 0);
         assert_eq!(v["url"], "stratum+tcp://a:1");
+    }
+
+    #[test]
+    fn observations_bucket_and_take_medians() {
+        let mut o = Observations::new(&[0.01, 0.1, 1.0]);
+        assert_eq!(o.median(), None);
+        for v in [0.005, 0.01, 0.05, 0.5, 7.0, f64::NAN] {
+            o.observe(v);
+        }
+        // The NaN is dropped; 0.01 is in the bucket whose upper bound it equals.
+        assert_eq!(o.count(), 5);
+        assert_eq!(
+            o.buckets(),
+            vec![(0.01, 2), (0.1, 1), (1.0, 1), (f64::INFINITY, 1)]
+        );
+        assert!((o.sum() - 7.565).abs() < 1e-12);
+        assert_eq!(o.median(), Some(0.05));
+        o.observe(0.05);
+        assert_eq!(o.median(), Some(0.05));
+        o.observe(1.0);
+        assert_eq!(o.median(), Some((0.05 + 0.5) / 2.0));
+        // Medians follow the recent past only.
+        for _ in 0..RECENT {
+            o.observe(2.0);
+        }
+        assert_eq!(o.median(), Some(2.0));
+        assert_eq!(o.count(), 7 + RECENT as u64);
     }
 
     #[test]

@@ -1,0 +1,525 @@
+//! The Icarus driver for one board: sends a job per whole header, reads 4-byte replies as
+//! they come, matches each to the current or previous job on the CPU, reports the nonces
+//! that meet the target, ends a silent range by timing, and keeps the board alive — reopening
+//! an unplugged port, resetting a board that stops finding anything, disabling one that does
+//! not come back.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::icarus::{GOLDEN_JOB, IcarusJob, nonce_of};
+use super::port::SerialPort;
+use super::timing::Timing;
+use super::{FpgaConfig, Probed, probe};
+use crate::device::{
+    BackendError, DeviceInfo, HashWorker, HeaderTemplate, NonceRange, ScanControl, ScanOutcome,
+    ScanTarget, sha256d,
+};
+
+/// Longest wait in one poll: the bound on how late a cancel (job switch) is seen.
+const POLL: Duration = Duration::from_millis(2);
+/// A reply's bytes arrive within a fraction of a millisecond, or a USB-UART's latency timer
+/// (16 ms on FTDI chips) later; a fragment older than this will never be completed.
+const FRAGMENT_GAP: Duration = Duration::from_millis(100);
+/// A board with no valid result for this many expected hit intervals is reset...
+const IDLE_HIT_INTERVALS: f64 = 12.0;
+/// ...but never sooner than this.
+const IDLE_MIN: Duration = Duration::from_secs(5);
+/// Resets in a row without a valid result in between before the board is disabled.
+const MAX_RESETS: u32 = 3;
+
+/// What the line delivered, cut into replies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reply {
+    /// Four bytes in reply position (big-endian W3), valid or not: the caller decides.
+    Frame(u32),
+    /// Bytes that can be no reply (a fragment, or the bytes before a realignment).
+    Broken,
+}
+
+/// Assembles 4-byte replies from what the line delivers. A glitch that drops or adds bytes
+/// would shift every later reply; so when four bytes are no hit of either job but the bytes
+/// one to three further on are, the ones in between are dropped as broken and the stream is
+/// back in step. A fragment nothing follows is dropped after `FRAGMENT_GAP`.
+#[derive(Default)]
+struct ReplyReader {
+    pending: Vec<u8>,
+    last_byte: Option<Instant>,
+}
+
+impl ReplyReader {
+    fn clear(&mut self) {
+        self.pending.clear();
+        self.last_byte = None;
+    }
+
+    fn frame(&self, at: usize) -> u32 {
+        let p = &self.pending[at..at + 4];
+        u32::from_be_bytes([p[0], p[1], p[2], p[3]])
+    }
+
+    /// Adds `bytes` and cuts what can be cut; `valid` says whether a frame is a hit of a job
+    /// the board may be answering.
+    fn feed(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        valid: impl Fn(u32) -> bool,
+        out: &mut Vec<Reply>,
+    ) {
+        if !bytes.is_empty() {
+            self.pending.extend_from_slice(bytes);
+            self.last_byte = Some(now);
+        }
+        let quiet = self
+            .last_byte
+            .is_none_or(|t| now.saturating_duration_since(t) >= FRAGMENT_GAP);
+        while self.pending.len() >= 4 {
+            let f = self.frame(0);
+            if valid(f) {
+                out.push(Reply::Frame(f));
+                self.pending.drain(..4);
+                continue;
+            }
+            if let Some(skip) =
+                (1..=3).find(|&o| self.pending.len() >= o + 4 && valid(self.frame(o)))
+            {
+                out.push(Reply::Broken);
+                self.pending.drain(..skip);
+                continue;
+            }
+            if self.pending.len() < 7 && !quiet {
+                // The bytes that would show a realignment may still be on their way.
+                break;
+            }
+            out.push(Reply::Frame(f));
+            self.pending.drain(..4);
+        }
+        if quiet && !self.pending.is_empty() {
+            out.push(Reply::Broken);
+            self.pending.clear();
+        }
+    }
+}
+
+/// Time for the job's 64 bytes (8N1: 10 bits each) to cross the line: the board starts
+/// when the last one is in.
+fn transmit_time(baud: u32) -> Duration {
+    Duration::from_secs_f64(640.0 / f64::from(baud.max(1)))
+}
+
+/// What a probe learnt from a board's answers to one job.
+pub(super) struct ProbeAnswer {
+    /// The first valid hit.
+    pub w3: u32,
+    /// (hashes done, seconds) at the last valid hit heard, when it came late enough after
+    /// the job to time the board rather than the serial line.
+    pub timed: Option<(f64, f64)>,
+}
+
+/// Seconds a probe keeps listening after the first hit, for more hits to time the board by.
+const PROBE_LISTEN: Duration = Duration::from_millis(250);
+/// A hit this long after the job times the board, not the line.
+const PROBE_MIN_TIMED: f64 = 0.1;
+
+/// Sends `job` and waits up to `timeout` for its first valid hit, then listens a little
+/// longer for later hits to measure the board's speed by. Replies that are not hits of `job`
+/// are skipped (what was queued from before), and named if nothing better comes.
+pub(super) fn probe_job(
+    port: &mut SerialPort,
+    config: &FpgaConfig,
+    job: &IcarusJob,
+    timeout: Duration,
+) -> Result<ProbeAnswer, String> {
+    port.flush();
+    port.write_all(&job.to_bytes(), Duration::from_secs(1))
+        .map_err(|e| format!("writing the job: {e}"))?;
+    let t0 = Instant::now() + transmit_time(config.baud);
+    let deadline = Instant::now() + timeout;
+    let mut reader = ReplyReader::default();
+    let mut frames = Vec::new();
+    let mut junk = None;
+    let mut first = None;
+    let mut timed = None;
+    let mut buf = [0u8; 64];
+    loop {
+        let now = Instant::now();
+        let until = match first {
+            Some(_) => t0 + PROBE_LISTEN,
+            None => deadline,
+        };
+        if now >= until {
+            break;
+        }
+        let n = port
+            .read(&mut buf, (until - now).min(Duration::from_millis(20)))
+            .map_err(|e| format!("reading: {e}"))?;
+        let now = Instant::now();
+        frames.clear();
+        let valid = |r| job.match_reply(r, config.zero_bits).is_some();
+        reader.feed(&buf[..n], now, valid, &mut frames);
+        for &r in &frames {
+            let Reply::Frame(r) = r else { continue };
+            match job.match_reply(r, config.zero_bits) {
+                Some(w3) => {
+                    first.get_or_insert(w3);
+                    let secs = now.saturating_duration_since(t0).as_secs_f64();
+                    if secs > PROBE_MIN_TIMED {
+                        timed = Some((config.hashes_at(w3), secs));
+                    }
+                }
+                None => junk = Some(r),
+            }
+        }
+    }
+    match first {
+        Some(w3) => Ok(ProbeAnswer { w3, timed }),
+        None => Err(match junk {
+            Some(r) => format!("answered {r:08x}, which is not a hit of the golden job"),
+            None => format!(
+                "no answer to the golden job within {:.1} s",
+                timeout.as_secs_f64()
+            ),
+        }),
+    }
+}
+
+pub struct IcarusWorker {
+    config: FpgaConfig,
+    info: DeviceInfo,
+    path: PathBuf,
+    /// `None` while the board is away (unplugged) or being reset.
+    port: Option<SerialPort>,
+    timing: Timing,
+    reader: ReplyReader,
+    /// The job sent before the current one: replies on their way when it was replaced.
+    previous: Option<IcarusJob>,
+    last_valid: Instant,
+    resets_in_a_row: u32,
+    gone_since: Option<Instant>,
+}
+
+impl IcarusWorker {
+    pub(super) fn new(config: FpgaConfig, probed: Probed) -> IcarusWorker {
+        let path = probed.port.path().to_path_buf();
+        IcarusWorker {
+            config,
+            info: probed.info,
+            path,
+            port: Some(probed.port),
+            timing: probed.timing,
+            reader: ReplyReader::default(),
+            // The probe's golden job is what the board may still be answering.
+            previous: Some(IcarusJob::from_bytes(&GOLDEN_JOB)),
+            last_valid: Instant::now(),
+            resets_in_a_row: 0,
+            gone_since: None,
+        }
+    }
+
+    /// The board's speed as calibrated so far, in hashes per second.
+    pub fn hashrate(&self) -> f64 {
+        self.timing.hashrate()
+    }
+
+    /// Samples the calibration has taken.
+    pub fn calibration_samples(&self) -> u64 {
+        self.timing.samples()
+    }
+
+    fn label(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Makes sure the port is open, probing a board that comes back after being away.
+    fn ensure_port(&mut self) -> Result<(), BackendError> {
+        if self.port.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        match probe(&self.config, &self.path, self.info.index) {
+            Ok(p) => {
+                if self.gone_since.take().is_some() {
+                    info!(board = %self.label(), "FPGA board is back");
+                }
+                self.port = Some(p.port);
+                self.reader.clear();
+                self.previous = Some(IcarusJob::from_bytes(&GOLDEN_JOB));
+                self.last_valid = now;
+                Ok(())
+            }
+            Err(e) => {
+                let since = *self.gone_since.get_or_insert(now);
+                if now.saturating_duration_since(since) > self.config.gone_limit {
+                    return Err(BackendError::Disabled(format!(
+                        "{} has been away for {:.0} s: {e}",
+                        self.label(),
+                        self.config.gone_limit.as_secs_f64()
+                    )));
+                }
+                Err(BackendError::Device(format!("waiting for the board: {e}")))
+            }
+        }
+    }
+
+    fn lost(&mut self, e: std::io::Error) -> BackendError {
+        self.port = None;
+        self.gone_since.get_or_insert_with(Instant::now);
+        warn!(board = %self.label(), error = %e, "FPGA board lost");
+        BackendError::Device(format!("{}: port lost: {e}", self.label()))
+    }
+
+    /// How long without a valid result before the board counts as hung.
+    fn idle_limit(&self) -> Duration {
+        let hit_interval = self.timing.hs() * 2f64.powi(self.config.zero_bits as i32);
+        Duration::from_secs_f64(IDLE_HIT_INTERVALS * hit_interval).max(IDLE_MIN)
+    }
+
+    /// Reset: close, reopen and re-probe. A board that fails it, or that is reset again and
+    /// again without a result in between, is disabled.
+    fn reset(&mut self) -> Result<(), BackendError> {
+        self.resets_in_a_row += 1;
+        warn!(
+            board = %self.label(),
+            idle_secs = self.last_valid.elapsed().as_secs_f64(),
+            reset = self.resets_in_a_row,
+            "FPGA board found nothing for too long; resetting it"
+        );
+        self.port = None;
+        if self.resets_in_a_row > MAX_RESETS {
+            return Err(BackendError::Disabled(format!(
+                "{} found nothing valid through {MAX_RESETS} resets",
+                self.label()
+            )));
+        }
+        match probe(&self.config, &self.path, self.info.index) {
+            Ok(p) => {
+                self.port = Some(p.port);
+                self.reader.clear();
+                self.previous = Some(IcarusJob::from_bytes(&GOLDEN_JOB));
+                self.last_valid = Instant::now();
+                Ok(())
+            }
+            Err(e) => Err(BackendError::Disabled(format!(
+                "{} failed its reset: {e}",
+                self.label()
+            ))),
+        }
+    }
+}
+
+impl HashWorker for IcarusWorker {
+    fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn searches_whole_headers(&self) -> bool {
+        true
+    }
+
+    fn scan(
+        &mut self,
+        header: &HeaderTemplate,
+        target: &ScanTarget,
+        range: NonceRange,
+        ctl: &ScanControl,
+        found: &mut Vec<u32>,
+    ) -> Result<ScanOutcome, BackendError> {
+        self.scan_streaming(header, target, range, ctl, &mut |n| found.push(n))
+    }
+
+    fn scan_streaming(
+        &mut self,
+        header: &HeaderTemplate,
+        target: &ScanTarget,
+        range: NonceRange,
+        ctl: &ScanControl,
+        on_found: &mut dyn FnMut(u32),
+    ) -> Result<ScanOutcome, BackendError> {
+        if range != NonceRange::FULL {
+            return Err(BackendError::Device(
+                "an Icarus board searches whole headers: it needs the full nonce range".into(),
+            ));
+        }
+        self.ensure_port()?;
+        let job = IcarusJob::from_header(header);
+        let Some(port) = self.port.as_mut() else {
+            return Err(BackendError::Device("no port".into()));
+        };
+        port.flush();
+        self.reader.clear();
+        if let Err(e) = port.write_all(&job.to_bytes(), Duration::from_secs(1)) {
+            return Err(self.lost(e));
+        }
+        let t0 = Instant::now() + transmit_time(self.config.baud);
+        let range_hashes = self.config.range_hashes();
+        let zero_bits = self.config.zero_bits;
+        let mut credited = 0u64;
+        let mut evidence = 0.0f64;
+        let mut cancelled = false;
+        let mut frames = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(t0);
+            // Credited as it goes, so hashrate is live; never less than the hits prove.
+            let done = self
+                .timing
+                .hashes_after(elapsed.as_secs_f64(), range_hashes)
+                .max(evidence);
+            if done as u64 > credited {
+                ctl.add_hashes(done as u64 - credited);
+                credited = done as u64;
+            }
+            if ctl.is_cancelled() {
+                cancelled = true;
+                break;
+            }
+            if elapsed >= self.timing.range_timeout(range_hashes) {
+                break;
+            }
+            let Some(port) = self.port.as_mut() else {
+                break;
+            };
+            let n = match port.read(&mut buf, POLL) {
+                Ok(n) => n,
+                Err(e) => return Err(self.lost(e)),
+            };
+            let now = Instant::now();
+            frames.clear();
+            let previous = self.previous;
+            let valid = |r| {
+                job.match_reply(r, zero_bits).is_some()
+                    || previous.is_some_and(|p| p.match_reply(r, zero_bits).is_some())
+            };
+            self.reader.feed(&buf[..n], now, valid, &mut frames);
+            for &r in &frames {
+                let r = match r {
+                    Reply::Frame(r) => r,
+                    Reply::Broken => {
+                        debug!(board = %self.label(), "broken reply bytes dropped");
+                        ctl.add_hardware_error();
+                        continue;
+                    }
+                };
+                if let Some(w3) = job.match_reply(r, zero_bits) {
+                    let hashes = self.config.hashes_at(w3);
+                    evidence = evidence.max(hashes);
+                    let secs = now.saturating_duration_since(t0).as_secs_f64();
+                    self.timing.record(hashes, secs, range_hashes);
+                    self.last_valid = now;
+                    self.resets_in_a_row = 0;
+                    let nonce = nonce_of(w3);
+                    // A hit at the board's threshold that misses the pool's target is work
+                    // done, not an error.
+                    if target.is_met_by(&sha256d(&header.with_nonce(nonce))) {
+                        on_found(nonce);
+                    }
+                } else if self
+                    .previous
+                    .is_some_and(|p| p.match_reply(r, zero_bits).is_some())
+                {
+                    // On its way when the job was replaced: valid work, of a header the
+                    // engine has moved on from.
+                    self.last_valid = now;
+                    debug!(board = %self.label(), reply = format!("{r:08x}"), "late hit of the previous job");
+                } else {
+                    // Neither job's: the engine re-hashes it and counts the hardware error.
+                    on_found(r.swap_bytes());
+                }
+            }
+        }
+        self.previous = Some(job);
+        let finished = !cancelled;
+        if finished && self.config.reopen {
+            // Some USB-UARTs deliver nothing more after a silent stretch until reopened.
+            self.port = None;
+            match SerialPort::open(&self.path, self.config.baud) {
+                Ok(p) => self.port = Some(p),
+                Err(e) => {
+                    warn!(board = %self.label(), error = %e, "reopening the port failed");
+                    self.gone_since.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+        if self.last_valid.elapsed() > self.idle_limit() {
+            self.reset()?;
+        }
+        Ok(ScanOutcome {
+            hashes_done: credited,
+            cancelled,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_assembled_across_reads_and_fragments_expire() {
+        let mut r = ReplyReader::default();
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let any = |_| true;
+        r.feed(&[0x00, 0x01], t, any, &mut out);
+        assert!(out.is_empty());
+        r.feed(&[0x87, 0xa2, 0xde], t, any, &mut out);
+        assert_eq!(out, vec![Reply::Frame(0x0001_87a2)]);
+        out.clear();
+        r.feed(&[], t + Duration::from_millis(10), any, &mut out);
+        assert!(out.is_empty());
+        r.feed(&[], t + FRAGMENT_GAP, any, &mut out);
+        assert_eq!(out, vec![Reply::Broken]);
+        out.clear();
+        r.feed(&[1, 2, 3, 4, 5, 6, 7, 8], t, any, &mut out);
+        assert_eq!(
+            out,
+            vec![Reply::Frame(0x0102_0304), Reply::Frame(0x0506_0708)]
+        );
+    }
+
+    /// Two stray bytes before a reply: the reader drops them and is back in step, instead of
+    /// shifting every later reply by two bytes.
+    #[test]
+    fn stray_bytes_are_dropped_and_replies_realign() {
+        let good = [0x1111_1111u32, 0x2222_2222, 0x3333_3333];
+        let valid = |f: u32| good.contains(&f);
+        let mut r = ReplyReader::default();
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let mut bytes = vec![0xa5, 0x5a];
+        for g in good {
+            bytes.extend_from_slice(&g.to_be_bytes());
+        }
+        r.feed(&bytes, t, valid, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Reply::Broken,
+                Reply::Frame(good[0]),
+                Reply::Frame(good[1]),
+                Reply::Frame(good[2])
+            ]
+        );
+        // Four bytes that are no hit and not followed by one: reported as a frame (the
+        // engine's CPU re-check counts it) once the line is quiet.
+        out.clear();
+        r.feed(&[0xde, 0xad, 0xbe, 0xef], t, valid, &mut out);
+        assert!(out.is_empty());
+        r.feed(&[], t + FRAGMENT_GAP, valid, &mut out);
+        assert_eq!(out, vec![Reply::Frame(0xdead_beef)]);
+    }
+
+    #[test]
+    fn golden_job_decodes() {
+        let job = IcarusJob::from_bytes(&GOLDEN_JOB);
+        assert!(job.match_reply(0x0001_87a2, 32).is_some());
+        assert_eq!(
+            transmit_time(115200),
+            Duration::from_secs_f64(640.0 / 115200.0)
+        );
+    }
+}
