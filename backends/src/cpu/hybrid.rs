@@ -22,6 +22,11 @@
 //! On Zen 4 the two compete for execution ports more than one would hope (`sha256rnds2`
 //! shares a pipe with the AVX-512 rotates), so the gain over plain AVX-512 is about 8 %,
 //! not the 1.7x the two units' separate throughputs would allow.
+//!
+//! On Intel it is a trap: `sha256rnds2` exists only in legacy SSE encoding, and an Intel Xeon
+//! with SHA-NI and AVX-512 charged an SSE/AVX state transition for it with the AVX-512 upper
+//! state dirty, about 65 kH/s per thread against AVX-512's 20 MH/s. That is why the default
+//! kernel is chosen by timing each one at start (`Kernel::fastest`), not by feature flags.
 
 // Lane loops index several per-lane arrays in lockstep; iterators would obscure that.
 #![allow(clippy::needless_range_loop)]

@@ -22,6 +22,8 @@ mod shani;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::device::{
     BackendError, BackendKind, BackendUnavailable, DeviceInfo, HashBackend, HashWorker,
@@ -146,7 +148,56 @@ impl Kernel {
             .collect()
     }
 
-    /// The fastest supported kernel, by the order of [`Kernel::ALL`].
+    /// The fastest supported kernel on this machine, measured once per process: each
+    /// candidate hashes for a few milliseconds on one thread and the best rate wins. The same
+    /// instruction mix is fastest on one microarchitecture and slow on another (the SHA-NI +
+    /// AVX-512 hybrid leads on Zen 4 and ran at 1/300 of AVX-512's speed on an Intel Xeon
+    /// with both features), so a fixed order cannot be right everywhere.
+    pub fn fastest() -> Kernel {
+        static FASTEST: OnceLock<Kernel> = OnceLock::new();
+        *FASTEST.get_or_init(|| Kernel::measure_fastest(Duration::from_millis(15)))
+    }
+
+    /// Hashes per second of each supported kernel (the portable one only when it is the only
+    /// one), measured for about `each` on the calling thread; fastest first.
+    pub fn measure(each: Duration) -> Vec<(Kernel, f64)> {
+        let mut kernels = Kernel::available();
+        if kernels.len() > 1 {
+            kernels.retain(|&k| k != Kernel::Portable);
+        }
+        let header = HeaderTemplate(std::array::from_fn(|i| (i as u8).wrapping_mul(31)));
+        let job = Job::new(&header, &ScanTarget::from_le_bytes([0; 32]));
+        let mut out = Vec::new();
+        let mut found = Vec::new();
+        for k in kernels {
+            let scan_fn = k.scan_fn();
+            // Small chunks so even a kernel that is slow here costs milliseconds.
+            let chunk = 4096u32.div_ceil(k.lanes()) * k.lanes();
+            // SAFETY: `k` is supported (from `available`); chunks never wrap.
+            unsafe { scan_fn(&job, 0, chunk, &mut found) };
+            let t = Instant::now();
+            let mut n = 0u64;
+            let mut first = chunk;
+            while t.elapsed() < each {
+                // SAFETY: as above; `first` stays far below u32::MAX - chunk.
+                unsafe { scan_fn(&job, first, chunk, &mut found) };
+                n += u64::from(chunk);
+                first = first.wrapping_add(chunk) % (1 << 30);
+                found.clear();
+            }
+            out.push((k, n as f64 / t.elapsed().as_secs_f64()));
+        }
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+
+    fn measure_fastest(each: Duration) -> Kernel {
+        Kernel::measure(each)
+            .first()
+            .map_or(Kernel::Portable, |&(k, _)| k)
+    }
+
+    /// The first supported kernel in the order of [`Kernel::ALL`] (no measuring).
     pub fn detect() -> Kernel {
         Kernel::ALL
             .into_iter()
@@ -212,7 +263,7 @@ impl FromStr for Kernel {
 /// The CPU as a hashing device.
 #[derive(Clone, Debug)]
 pub struct CpuBackend {
-    /// `None`: [`Kernel::detect`].
+    /// `None`: [`Kernel::fastest`].
     kernel: Option<Kernel>,
     pin: bool,
 }
@@ -246,9 +297,9 @@ impl CpuBackend {
         self
     }
 
-    /// The kernel the workers will run.
+    /// The kernel the workers will run: the forced one, or the fastest measured here.
     pub fn kernel(&self) -> Kernel {
-        self.kernel.unwrap_or_else(Kernel::detect)
+        self.kernel.unwrap_or_else(Kernel::fastest)
     }
 
     fn check_kernel(&self) -> Result<Kernel, BackendUnavailable> {
@@ -429,6 +480,23 @@ mod tests {
     fn portable_is_always_available() {
         assert!(Kernel::available().contains(&Kernel::Portable));
         assert!(Kernel::detect().is_supported());
+    }
+
+    /// Every supported SIMD kernel is timed (the portable one only when alone), fastest
+    /// first, and the default is a supported kernel from that list.
+    #[test]
+    fn the_default_kernel_is_measured_among_the_supported_ones() {
+        let rates = Kernel::measure(Duration::from_millis(3));
+        let mut expected = Kernel::available();
+        if expected.len() > 1 {
+            expected.retain(|&k| k != Kernel::Portable);
+        }
+        assert_eq!(rates.len(), expected.len());
+        assert!(rates.iter().all(|(k, r)| expected.contains(k) && *r > 0.0));
+        assert!(rates.windows(2).all(|w| w[0].1 >= w[1].1));
+        let k = Kernel::fastest();
+        assert!(k.is_supported() && expected.contains(&k));
+        assert_eq!(CpuBackend::new().kernel(), k);
     }
 
     /// The kernels' raw output, before the sha2 re-check in `scan` could hide extra
