@@ -334,3 +334,22 @@ fn a_hung_board_is_reset_then_disabled() {
     // Idle limit (5 s) plus the failed probe (2 s), give or take a range.
     assert!(t.elapsed() >= Duration::from_secs(5), "{:?}", t.elapsed());
 }
+
+/// `--fpga-reopen`: the port is closed and reopened after every silent range end, and the
+/// board goes on answering exactly as before.
+#[test]
+fn reopening_after_each_range_keeps_the_board_working() {
+    if !have_verilator() {
+        return;
+    }
+    let start = 0xffff_0000;
+    let board = Board::start("drv-reopen", 8, start);
+    let mut cfg = config(&board, 8, start);
+    cfg.reopen = true;
+    let mut w = open(cfg);
+    for seed in 51..=53 {
+        let h = random_header(seed);
+        let (found, _) = scan(w.as_mut(), &h, EASY);
+        assert_prefix(&found, &cpu_hits(&h, start, 8), &format!("seed {seed}"));
+    }
+}

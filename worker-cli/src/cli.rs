@@ -183,6 +183,13 @@ pub struct MineArgs {
     /// (sensors: NVML for NVIDIA, hwmon for AMD GPUs and CPUs; see docs/deploy.md).
     #[arg(long, env = "RIGWORKER_TEMP_LIMIT")]
     pub temp_limit: Option<f64>,
+    /// Seconds without progress (while there is work) after which a device's worker is
+    /// rebuilt on a new thread; 0 turns the watchdog off (default 30).
+    #[arg(long, env = "RIGWORKER_WATCHDOG")]
+    pub watchdog: Option<f64>,
+    /// Rebuilds of one device before the watchdog disables it (default 3).
+    #[arg(long, env = "RIGWORKER_WATCHDOG_REBUILDS")]
+    pub watchdog_rebuilds: Option<u32>,
     /// Serve the HTTP API, Prometheus /metrics and the dashboard on this address (`PORT`,
     /// `HOST:PORT` or `[V6]:PORT`; a bare port listens on 127.0.0.1). Off unless given. A
     /// non-loopback address needs --http-token. See docs/api.md.

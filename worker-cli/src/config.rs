@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub suggest_difficulty: Option<f64>,
     pub pool_difficulty: Option<f64>,
     pub temp_limit: Option<f64>,
+    pub watchdog: Option<f64>,
+    pub watchdog_rebuilds: Option<u32>,
     pub http: Option<String>,
     pub http_token: Option<String>,
     pub log_format: Option<LogFormat>,
@@ -113,6 +115,8 @@ pub fn merge_mine(mut args: MineArgs, file: &FileConfig) -> Result<(MineArgs, Ve
     args.suggest_difficulty = args.suggest_difficulty.or(file.suggest_difficulty);
     args.pool_difficulty = args.pool_difficulty.or(file.pool_difficulty);
     args.temp_limit = args.temp_limit.or(file.temp_limit);
+    args.watchdog = args.watchdog.or(file.watchdog);
+    args.watchdog_rebuilds = args.watchdog_rebuilds.or(file.watchdog_rebuilds);
     args.http = args.http.take().or(file.http.clone());
     args.http_token = args.http_token.take().or(file.http_token.clone());
     let pr = &mut args.proving;

@@ -45,6 +45,13 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
     if let Some(limit) = args.temp_limit {
         crate::sensors::TempGuard::new(limit)?;
     }
+    let watchdog = match args.watchdog {
+        Some(s) if s == 0.0 => None,
+        s => Some(crate::engine::WatchdogConfig {
+            timeout: super::seconds("--watchdog", s.unwrap_or(30.0))?,
+            max_rebuilds: args.watchdog_rebuilds.unwrap_or(3),
+        }),
+    };
     // Checked on a throw-away config now, so a bad value is reported before the devices and
     // the built-in pool start.
     apply_client_flags(&mut ClientConfig::new(Vec::new()), &args)?;
@@ -114,6 +121,9 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
             duration,
             drain_timeout: Duration::from_secs(5),
             proving,
+            watchdog,
+            reopen: Some(reopen_worker(&args.devices)),
+            temp_limit: args.temp_limit,
         };
         let state = Arc::new(Mutex::new(EngineState::default()));
         let config_view = Arc::new(Mutex::new(crate::api::views::config(
@@ -152,6 +162,29 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
             pool.shutdown().await;
         }
         Ok(())
+    })
+}
+
+/// How the watchdog rebuilds a device: the same backend, configured from the same flags,
+/// opens one new worker on the same device index.
+fn reopen_worker(devices: &crate::cli::DeviceArgs) -> crate::engine::ReopenWorker {
+    let devices = devices.clone();
+    Arc::new(move |info: &backends::DeviceInfo| {
+        let backends = crate::select::backends(&devices)
+            .map_err(|e| backends::BackendError::Device(e.to_string()))?;
+        let backend = backends
+            .into_iter()
+            .find(|b| b.kind() == info.backend)
+            .ok_or_else(|| {
+                backends::BackendError::Device(format!("{} is not compiled in", info.backend))
+            })?;
+        backend
+            .open(info.index, 1)?
+            .pop()
+            .ok_or(backends::BackendError::NoSuchDevice {
+                backend: info.backend,
+                index: info.index,
+            })
     })
 }
 

@@ -289,6 +289,12 @@ impl Dispatcher {
         self.generation.load(Ordering::Acquire) != g
     }
 
+    /// Whether devices can take work now (a job is installed and hashing is not paused).
+    pub fn has_work(&self) -> bool {
+        let s = self.lock();
+        s.job.is_some() && !s.paused && !s.shutdown
+    }
+
     pub fn set_paused(&self, paused: bool) {
         self.lock().paused = paused;
         self.changed.notify_all();

@@ -8,6 +8,7 @@
 pub mod dispatch;
 pub mod prove;
 pub mod stats;
+pub mod watchdog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,10 @@ use stratum::client::{
 use stratum::work::{Hash256, Share, hash_difficulty};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
+pub use watchdog::WatchdogConfig;
+
+use crate::sdnotify::Notifier;
+use crate::sensors::{GuardAction, Sensors, TempGuard};
 
 pub use dispatch::{Dispatcher, WorkUnit};
 use stats::{DeviceStats, PoolCounts, RateWindow, ShareCounts, ShareEnd, format_rate};
@@ -41,6 +46,39 @@ pub struct EngineConfig {
     pub drain_timeout: Duration,
     /// Proving jobs (`docs/protocol.md`), when the client subscribes to them.
     pub proving: Option<Arc<prove::ProvingEngine>>,
+    /// Rebuild (then disable) devices that stop making progress; `None`: no watchdog.
+    pub watchdog: Option<WatchdogConfig>,
+    /// Opens a fresh worker on a device, for the watchdog's rebuilds; `None`: a hung device
+    /// is disabled at once.
+    pub reopen: Option<ReopenWorker>,
+    /// Pause a device above this temperature (°C), resume it 5 °C lower.
+    pub temp_limit: Option<f64>,
+}
+
+/// Opens one new worker on the device described (the watchdog's "rebuild the context").
+pub type ReopenWorker =
+    Arc<dyn Fn(&DeviceInfo) -> Result<Box<dyn HashWorker>, BackendError> + Send + Sync>;
+
+/// What a device thread and the engine share about the device's health.
+#[derive(Default)]
+struct Health {
+    /// Set when the watchdog abandons this thread: if it ever comes back from its hung call,
+    /// it exits instead of taking more work.
+    retired: AtomicBool,
+    /// Why the thread gave up on the device (its backend disabled it, or it failed to start).
+    disabled: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn disable(&self, why: String) {
+        *self.disabled.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+    fn disabled(&self) -> Option<String> {
+        self.disabled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// A device worker as the engine tracks it.
@@ -50,6 +88,12 @@ struct DeviceSlot {
     ctl: Arc<ScanControl>,
     /// Set by [`EngineCommand::SetPaused`]; the device loop holds in [`wait_while_paused`].
     pause: Arc<AtomicBool>,
+    /// Set by the temperature guard, apart from `pause` so a device that cools down never
+    /// undoes a pause asked through the API.
+    thermal: Arc<AtomicBool>,
+    /// The health of the thread now driving the device (a rebuild starts a new one).
+    health: Arc<Health>,
+    guard: Option<TempGuard>,
 }
 
 /// What the HTTP API (or a config reload) asks of a running engine. The sender is in
@@ -126,8 +170,14 @@ pub struct DeviceCounters {
     pub broken_results: u64,
     /// Held by [`wait_while_paused`] in the device loop while set.
     pub paused: Arc<AtomicBool>,
-    /// The device's thread ended while the engine ran (the backend disabled it).
+    /// The device no longer mines: its backend disabled it, or the watchdog did.
     pub disabled: bool,
+    /// Why, when it is disabled.
+    pub disabled_reason: Option<String>,
+    /// Times the watchdog rebuilt the device's worker after it stopped making progress.
+    pub rebuilds: u32,
+    /// Paused by the temperature guard (`--temp-limit`).
+    pub thermal_paused: Arc<AtomicBool>,
     /// log2 of the nonces per launch, for devices that launch in batches (GPUs).
     pub intensity: Option<u32>,
     /// Filled by the sensors where the device has them; `None` where unknown.
@@ -147,6 +197,9 @@ impl DeviceCounters {
             broken_results: 0,
             paused: Arc::new(AtomicBool::new(false)),
             disabled: false,
+            disabled_reason: None,
+            rebuilds: 0,
+            thermal_paused: Arc::new(AtomicBool::new(false)),
             intensity: None,
             temperature_c: None,
             power_w: None,
@@ -160,6 +213,8 @@ impl DeviceCounters {
             "disabled"
         } else if self.paused.load(Ordering::Acquire) {
             "paused"
+        } else if self.thermal_paused.load(Ordering::Acquire) {
+            "too hot"
         } else {
             "running"
         }
@@ -206,6 +261,9 @@ impl EngineState {
                     hashes: d.hashes,
                     shares: d.shares.clone(),
                     hashrate: d.rate.rates(),
+                    state: d.state_name(),
+                    rebuilds: d.rebuilds,
+                    disabled_reason: d.disabled_reason.clone(),
                 }
             })
             .collect();
@@ -343,28 +401,35 @@ pub async fn run(
         let launch = worker.min_scan_nonces();
         counters.intensity = (launch > 1).then(|| launch.ilog2());
         let pause = counters.paused.clone();
+        let thermal = counters.thermal_paused.clone();
         lock(&state).devices.push(counters);
+        let health = Arc::new(Health::default());
         slots.push(DeviceSlot {
             info,
             label: label.clone(),
             ctl: ctl.clone(),
             pause: pause.clone(),
+            thermal: thermal.clone(),
+            health: health.clone(),
+            guard: cfg.temp_limit.and_then(|l| TempGuard::new(l).ok()),
         });
-        let (d, tx, stop, client) = (
-            dispatcher.clone(),
-            found_tx.clone(),
-            stop.clone(),
-            client.clone(),
-        );
-        let spawned = std::thread::Builder::new()
-            .name(format!("dev-{label}"))
-            .spawn(move || device_thread(i, worker, ctl, d, client, tx, stop));
-        match spawned {
-            Ok(h) => threads.push((i, h)),
-            Err(e) => error!(device = %label, error = %e, "could not start the device thread"),
+        let ctx = ThreadContext {
+            index: i,
+            ctl,
+            health,
+            pause,
+            thermal,
+            dispatcher: dispatcher.clone(),
+            client: client.clone(),
+            found_tx: found_tx.clone(),
+            stop: stop.clone(),
+        };
+        if let Some(h) = spawn_device(&label, worker, ctx) {
+            threads.push((i, h));
         }
     }
-    drop(found_tx);
+    // Kept for the watchdog's rebuilt threads; dropped when the loop ends.
+    let rebuild_tx = found_tx;
     info!(
         devices = slots.len(),
         "devices started: {}",
@@ -374,6 +439,24 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // systemd (Type=notify): ready once the devices run; pings from this loop, so a wedged
+    // engine stops pinging and is restarted.
+    let notify = Notifier::from_env();
+    if let Some(n) = &notify
+        && let Err(e) = n.ready_with_status(&format!("mining on {} device(s)", slots.len()))
+    {
+        warn!(error = %e, "sd_notify READY failed");
+    }
+    let notify_every = crate::sdnotify::watchdog_interval();
+    let mut notify_tick = tokio::time::interval(notify_every.unwrap_or(Duration::from_secs(3600)));
+    // Sensors are read every few seconds for the API and the temperature guard.
+    let sensors = Arc::new(Sensors::detect());
+    info!("sensors: {}", sensors.describe());
+    let mut sensor_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut warned_no_sensor = false;
+    let mut watchdog = cfg
+        .watchdog
+        .map(|w| watchdog::Watchdog::new(w, slots.len(), Instant::now()));
 
     let mut current_epoch = 0u64;
     let mut sample = tokio::time::interval(Duration::from_secs(1));
@@ -459,13 +542,42 @@ pub async fn run(
             Some(cmd) = cmd_rx.recv() => apply_command(&state, &slots, &client, cmd),
             _ = sample.tick() => {
                 sample_rates(&state, &slots);
-                mark_finished(&state, &threads);
+                if let Some(w) = watchdog.as_mut() {
+                    let ctx = RebuildContext {
+                        dispatcher: &dispatcher,
+                        client: &client,
+                        found_tx: &rebuild_tx,
+                        stop: &stop,
+                        reopen: cfg.reopen.as_ref(),
+                    };
+                    guard_devices(w, &mut slots, &mut threads, &state, &ctx);
+                }
             }
-            _ = print.tick() => print_speed(&state),
+            _ = notify_tick.tick(), if notify_every.is_some() => {
+                if let Some(n) = &notify { let _ = n.watchdog(); }
+            }
+            _ = sensor_tick.tick() => {
+                let infos: Vec<DeviceInfo> = slots.iter().map(|s| s.info.clone()).collect();
+                let sensors = sensors.clone();
+                // NVML and sysfs reads block for milliseconds: off the async threads.
+                if let Ok(readings) = tokio::task::spawn_blocking(move || {
+                    infos.iter().map(|d| sensors.read(d)).collect::<Vec<_>>()
+                }).await {
+                    apply_readings(&state, &mut slots, &readings, &mut warned_no_sensor);
+                }
+            }
+            _ = print.tick() => {
+                let line = print_speed(&state);
+                if let Some(n) = &notify { let _ = n.status(&line); }
+            }
         }
     }
 
+    if let Some(n) = &notify {
+        let _ = n.stopping();
+    }
     // Stop devices first so nothing new is found, then let in-flight shares be answered.
+    drop(rebuild_tx);
     stop.store(true, Ordering::Release);
     dispatcher.shutdown();
     for s in &slots {
@@ -640,22 +752,16 @@ fn sample_rates(state: &Mutex<EngineState>, slots: &[DeviceSlot]) {
             d.shares.record_found(Some(ShareEnd::HardwareError));
         }
         d.broken_results = broken;
+        if !d.disabled
+            && let Some(why) = s.health.disabled()
+        {
+            d.disabled = true;
+            d.disabled_reason = Some(why);
+        }
         d.rate.record(now, d.hashes);
         total += d.hashes;
     }
     st.total_rate.record(now, total);
-}
-
-/// A device whose thread ended while the engine runs was disabled by its backend.
-fn mark_finished(state: &Mutex<EngineState>, threads: &[(usize, std::thread::JoinHandle<()>)]) {
-    let mut st = lock(state);
-    for (i, t) in threads {
-        if t.is_finished()
-            && let Some(d) = st.devices.get_mut(*i)
-        {
-            d.disabled = true;
-        }
-    }
 }
 
 fn apply_command(
@@ -721,11 +827,12 @@ pub fn wait_while_paused(paused: &AtomicBool, stop: &AtomicBool) {
     }
 }
 
-fn print_speed(state: &Mutex<EngineState>) {
+/// Logs the speed line and returns it (for systemd's status).
+fn print_speed(state: &Mutex<EngineState>) -> String {
     let st = lock(state);
     let r = st.total_rate.rates();
     let s = st.summary();
-    info!(
+    let line = format!(
         "speed 10s/60s/15m {} {} {} | shares {}/{} stale {} hw {} | diff {}",
         format_rate(r[0]),
         format_rate(r[1]),
@@ -736,6 +843,8 @@ fn print_speed(state: &Mutex<EngineState>) {
         s.totals.hardware_errors,
         st.difficulty.map_or("-".into(), |d| d.to_string())
     );
+    info!("{line}");
+    line
 }
 
 /// What a device thread needs to turn a reported nonce into a share.
@@ -780,31 +889,222 @@ impl Reporter<'_> {
     }
 }
 
-/// The loop each device's OS thread runs: take a unit, scan it, re-check what was found.
-fn device_thread(
+/// What one device thread runs with.
+struct ThreadContext {
     index: usize,
-    mut worker: Box<dyn HashWorker>,
     ctl: Arc<ScanControl>,
+    health: Arc<Health>,
+    pause: Arc<AtomicBool>,
+    thermal: Arc<AtomicBool>,
     dispatcher: Arc<Dispatcher>,
     client: ClientHandle,
     found_tx: mpsc::UnboundedSender<Found>,
     stop: Arc<AtomicBool>,
+}
+
+fn spawn_device(
+    label: &str,
+    worker: Box<dyn HashWorker>,
+    ctx: ThreadContext,
+) -> Option<std::thread::JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name(format!("dev-{label}"))
+        .spawn(move || device_thread(worker, ctx));
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            error!(device = %label, error = %e, "could not start the device thread");
+            None
+        }
+    }
+}
+
+/// What the watchdog needs to start a device's thread again.
+struct RebuildContext<'a> {
+    dispatcher: &'a Arc<Dispatcher>,
+    client: &'a ClientHandle,
+    found_tx: &'a mpsc::UnboundedSender<Found>,
+    stop: &'a Arc<AtomicBool>,
+    reopen: Option<&'a ReopenWorker>,
+}
+
+/// One watchdog look: a device that made no progress for too long while it had work gets its
+/// worker rebuilt on a new thread (the hung one is abandoned: a stuck driver call cannot be
+/// interrupted), or is disabled while the others go on.
+fn guard_devices(
+    w: &mut watchdog::Watchdog,
+    slots: &mut [DeviceSlot],
+    threads: &mut Vec<(usize, std::thread::JoinHandle<()>)>,
+    state: &Mutex<EngineState>,
+    ctx: &RebuildContext<'_>,
 ) {
+    let now = Instant::now();
+    let has_work = ctx.dispatcher.has_work();
+    let hashes: Vec<u64> = slots.iter().map(|s| s.ctl.hashes()).collect();
+    let working: Vec<bool> = slots
+        .iter()
+        .map(|s| {
+            has_work
+                && s.health.disabled().is_none()
+                && !s.pause.load(Ordering::Acquire)
+                && !s.thermal.load(Ordering::Acquire)
+        })
+        .collect();
+    for verdict in w.check(now, &hashes, &working) {
+        let (i, attempt) = match verdict {
+            watchdog::Verdict::Rebuild { device, attempt } => (device, Some(attempt)),
+            watchdog::Verdict::Disable { device } => (device, None),
+        };
+        let Some(slot) = slots.get_mut(i) else {
+            continue;
+        };
+        slot.health.retired.store(true, Ordering::Release);
+        slot.ctl.cancel();
+        let reopened = match (attempt, ctx.reopen) {
+            (Some(_), Some(reopen)) => Some(reopen(&slot.info)),
+            _ => None,
+        };
+        match reopened {
+            Some(Ok(worker)) => {
+                warn!(
+                    device = %slot.label,
+                    attempt = attempt.unwrap_or(0),
+                    "no progress for too long: device rebuilt on a new thread"
+                );
+                let health = Arc::new(Health::default());
+                slot.health = health.clone();
+                let t = ThreadContext {
+                    index: i,
+                    ctl: slot.ctl.clone(),
+                    health,
+                    pause: slot.pause.clone(),
+                    thermal: slot.thermal.clone(),
+                    dispatcher: ctx.dispatcher.clone(),
+                    client: ctx.client.clone(),
+                    found_tx: ctx.found_tx.clone(),
+                    stop: ctx.stop.clone(),
+                };
+                if let Some(h) = spawn_device(&slot.label, worker, t) {
+                    threads.push((i, h));
+                }
+                w.rebased(i, slot.ctl.hashes(), now);
+                if let Some(d) = lock(state).devices.get_mut(i) {
+                    d.rebuilds += 1;
+                }
+            }
+            other => {
+                let why = match other {
+                    Some(Err(e)) => format!("hung, and could not be reopened: {e}"),
+                    _ if attempt.is_none() => {
+                        format!("hung again after {} rebuilds", w.rebuilds(i))
+                    }
+                    _ => "hung, and its backend cannot be reopened".to_string(),
+                };
+                error!(device = %slot.label, reason = %why, "device disabled; the others go on");
+                slot.health.disable(why.clone());
+                if let Some(d) = lock(state).devices.get_mut(i) {
+                    d.disabled = true;
+                    d.disabled_reason = Some(why);
+                }
+            }
+        }
+    }
+}
+
+/// Stores the sensors' readings for the API and runs the temperature guard of each device.
+fn apply_readings(
+    state: &Mutex<EngineState>,
+    slots: &mut [DeviceSlot],
+    readings: &[crate::sensors::Reading],
+    warned_no_sensor: &mut bool,
+) {
+    let mut st = lock(state);
+    for (i, (slot, r)) in slots.iter_mut().zip(readings).enumerate() {
+        if let Some(d) = st.devices.get_mut(i) {
+            d.temperature_c = r.temperature_c;
+            d.power_w = r.power_w;
+            d.fan_percent = r.fan_percent;
+        }
+        let Some(g) = slot.guard.as_mut() else {
+            continue;
+        };
+        if r.temperature_c.is_none() && !*warned_no_sensor {
+            warn!(device = %slot.label, "no temperature sensor: --temp-limit cannot pause this device");
+        }
+        match g.update(r.temperature_c) {
+            GuardAction::Pause => {
+                slot.thermal.store(true, Ordering::Release);
+                slot.ctl.cancel();
+                warn!(device = %slot.label, temp = ?r.temperature_c, limit = g.limit_c(), "too hot: paused");
+            }
+            GuardAction::Resume => {
+                slot.thermal.store(false, Ordering::Release);
+                info!(device = %slot.label, temp = ?r.temperature_c, "cooled down: resumed");
+            }
+            GuardAction::Keep => {}
+        }
+    }
+    *warned_no_sensor = true;
+}
+
+/// The loop each device's OS thread runs: take a unit, scan it, re-check what was found.
+fn device_thread(mut worker: Box<dyn HashWorker>, ctx: ThreadContext) {
+    let index = ctx.index;
     lower_thread_priority();
     if let Err(e) = worker.start_on_thread() {
         error!(device = index, error = %e, "device failed to start");
+        ctx.health.disable(format!("failed to start: {e}"));
         return;
     }
     let reporter = Reporter {
         index,
-        dispatcher: &dispatcher,
-        client: &client,
-        found_tx: &found_tx,
+        dispatcher: &ctx.dispatcher,
+        client: &ctx.client,
+        found_tx: &ctx.found_tx,
     };
-    if worker.searches_whole_headers() {
-        whole_header_loop(worker.as_mut(), &ctl, &dispatcher, &reporter, &stop);
+    let run = Running {
+        stop: &ctx.stop,
+        retired: &ctx.health.retired,
+        pause: &ctx.pause,
+        thermal: &ctx.thermal,
+    };
+    let disabled = if worker.searches_whole_headers() {
+        whole_header_loop(worker.as_mut(), &ctx.ctl, &ctx.dispatcher, &reporter, &run)
     } else {
-        sliced_loop(worker.as_mut(), &ctl, &dispatcher, &reporter, &stop);
+        sliced_loop(worker.as_mut(), &ctx.ctl, &ctx.dispatcher, &reporter, &run)
+    };
+    if let Some(why) = disabled {
+        error!(device = index, reason = %why, "device disabled; the others go on");
+        ctx.health.disable(why);
+    }
+}
+
+/// Whether a device thread should take more work, and holding it while it is paused.
+struct Running<'a> {
+    stop: &'a AtomicBool,
+    retired: &'a AtomicBool,
+    pause: &'a AtomicBool,
+    thermal: &'a AtomicBool,
+}
+
+impl Running<'_> {
+    fn go_on(&self) -> bool {
+        !self.stop.load(Ordering::Acquire) && !self.retired.load(Ordering::Acquire)
+    }
+
+    fn paused(&self) -> bool {
+        self.pause.load(Ordering::Acquire) || self.thermal.load(Ordering::Acquire)
+    }
+
+    /// Before each unit: waits while paused (API or temperature); whether to go on.
+    fn ready(&self) -> bool {
+        while self.paused() && self.go_on() {
+            wait_while_paused(self.pause, self.stop);
+            if self.thermal.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.go_on()
     }
 }
 
@@ -814,21 +1114,24 @@ fn sliced_loop(
     ctl: &ScanControl,
     dispatcher: &Dispatcher,
     reporter: &Reporter<'_>,
-    stop: &AtomicBool,
-) {
+    run: &Running<'_>,
+) -> Option<String> {
     let index = reporter.index;
     // Units are claimed for about UNIT_TARGET but scanned in slices of about SLICE_TARGET:
     // a nonce is reported (and a job switch noticed) within a slice, which keeps stale
     // shares near the physical minimum even when the pool switches jobs several times a second.
     let mut rate: f64 = 1e6;
     let mut found = Vec::new();
-    while !stop.load(Ordering::Acquire) {
+    while run.ready() {
         let unit_nonces = ((rate * UNIT_TARGET.as_secs_f64()) as u64)
             .max(worker.min_scan_nonces().saturating_mul(2))
             .clamp(1 << 12, 1 << 32);
         let Some(unit) = dispatcher.next_unit(unit_nonces) else {
             break;
         };
+        if !run.go_on() {
+            break;
+        }
         // A cancel aimed at the previous job must not abort this one.
         ctl.reset_cancel();
         // Two launches per call for GPUs, so one can run while the host reads the other.
@@ -847,10 +1150,7 @@ fn sliced_loop(
             let t0 = Instant::now();
             let outcome = match worker.scan(&unit.template, &unit.target, range, ctl, &mut found) {
                 Ok(o) => o,
-                Err(BackendError::Disabled(why)) => {
-                    error!(device = index, reason = %why, "device disabled; the others go on");
-                    return;
-                }
+                Err(BackendError::Disabled(why)) => return Some(why),
                 Err(e) => {
                     error!(device = index, error = %e, "scan failed");
                     std::thread::sleep(Duration::from_secs(1));
@@ -868,12 +1168,15 @@ fn sliced_loop(
             if outcome.cancelled
                 || ctl.is_cancelled()
                 || dispatcher.generation_changed(unit.generation)
+                || !run.go_on()
+                || run.paused()
             {
                 break;
             }
             start = slice_end + 1;
         }
     }
+    None
 }
 
 /// For devices that search whole headers by themselves (FPGA boards): one call per header,
@@ -883,11 +1186,11 @@ fn whole_header_loop(
     ctl: &ScanControl,
     dispatcher: &Dispatcher,
     reporter: &Reporter<'_>,
-    stop: &AtomicBool,
-) {
+    run: &Running<'_>,
+) -> Option<String> {
     let index = reporter.index;
     let mut last_error: Option<String> = None;
-    while !stop.load(Ordering::Acquire) {
+    while run.ready() {
         let Some(unit) = dispatcher.next_whole_unit() else {
             break;
         };
@@ -900,10 +1203,7 @@ fn whole_header_loop(
                     info!(device = index, "device working again");
                 }
             }
-            Err(BackendError::Disabled(why)) => {
-                error!(device = index, reason = %why, "device disabled; the others go on");
-                return;
-            }
+            Err(BackendError::Disabled(why)) => return Some(why),
             Err(e) => {
                 // A board that is unplugged fails every call until it is back: say so once.
                 let msg = e.to_string();
@@ -915,6 +1215,7 @@ fn whole_header_loop(
             }
         }
     }
+    None
 }
 
 /// Device threads compute flat out; the network side must still react within microseconds to

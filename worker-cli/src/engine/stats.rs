@@ -183,6 +183,12 @@ pub struct DeviceStats {
     pub shares: ShareCounts,
     /// H/s over 10 s, 60 s, 15 min (None until that much time has been sampled).
     pub hashrate: [Option<f64>; 3],
+    /// `running`, `paused`, `too hot` or `disabled` (see `disabled_reason`).
+    pub state: &'static str,
+    /// Times the watchdog rebuilt the device's worker after it stopped making progress.
+    pub rebuilds: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
 }
 
 /// Samples of cumulative hash counters.

@@ -51,6 +51,9 @@ function renderSummary(s) {
   set("rate-15m", s.hashrate.total["15m"], rate(s.hashrate.total["15m"]));
   set("shares-accepted", s.shares.accepted, s.shares.accepted);
   set("shares-rejected", s.shares.rejected, s.shares.rejected);
+  // Red only when there is something to worry about.
+  document.getElementById("shares-rejected").classList.toggle("bad", s.shares.rejected > 0);
+  document.getElementById("shares-hw").classList.toggle("bad", s.shares.hardware_errors > 0);
   set("shares-stale", s.shares.stale, s.shares.stale);
   set("shares-hw", s.shares.hardware_errors, s.shares.hardware_errors);
   set("uptime", Math.floor(s.uptime_secs), duration(s.uptime_secs));
@@ -102,7 +105,7 @@ function renderPools(p) {
 
 function renderChart(h) {
   const svg = document.getElementById("chart");
-  const W = 900, H = 240, L = 70, R = 10, T = 10, B = 24;
+  const W = 900, H = 240, L = 90, R = 10, T = 12, B = 24;
   const pts = h.samples.filter(s => s.total !== null);
   const ns = "http://www.w3.org/2000/svg";
   const el = (name, attrs, text) => {
