@@ -305,8 +305,8 @@ fn device_surface() {
     assert_eq!(devs[0].index, 0);
     assert!(devs[0].compute_units >= 1);
     assert!(!devs[0].name.is_empty());
-    assert_eq!(devs[0].detail, Kernel::detect().description());
-    assert_eq!(b.kernel(), Kernel::detect());
+    assert_eq!(devs[0].detail, Kernel::fastest().description());
+    assert_eq!(b.kernel(), Kernel::fastest());
     assert!(matches!(
         b.open(1, 1),
         Err(BackendError::NoSuchDevice { index: 1, .. })

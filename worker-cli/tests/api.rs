@@ -306,6 +306,12 @@ async fn json_control_and_pool_switching() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(device_states(&v), ["paused"]);
     assert_eq!(device_states(&m.get("/api/v1/devices").await), ["paused"]);
+    // Paused devices do not hash: the counter (sampled once a second) stands still.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let h0 = m.get("/api/v1/devices").await["devices"][0]["hashes"].as_u64();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let h1 = m.get("/api/v1/devices").await["devices"][0]["hashes"].as_u64();
+    assert_eq!(h0, h1, "a paused device kept hashing");
     let (status, v) = m.post("/api/v1/resume?device=cpu0.0", Some(TOKEN)).await;
     assert_eq!(
         (status, device_states(&v)),

@@ -8,9 +8,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_rigworker");
 
 fn mine(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut c = Command::new(BIN);
-    c.arg("mine")
-        .args(args)
-        .args(["--duration", "1", "--threads", "1"]);
+    c.arg("mine").args(args).args(["--threads", "1"]);
+    if !args.contains(&"--duration") {
+        c.args(["--duration", "1"]);
+    }
     for (k, v) in env {
         c.env(k, v);
     }
@@ -54,4 +55,54 @@ fn temp_limit_out_of_range_is_an_error_from_every_source() {
     );
     assert!(ok, "{out}");
     let _ = std::fs::remove_file(&cfg);
+}
+
+/// Under systemd (`Type=notify`, `WatchdogSec=`): the real binary tells the notify socket it
+/// is ready once its devices run, pings the watchdog from the engine loop at half the
+/// interval, reports its speed line as status, and says it is stopping before it drains.
+#[test]
+fn mine_speaks_the_systemd_notify_protocol() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!(
+        "rigworker-notify-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let (ok, out) = mine(
+        &["--print-time", "1", "--duration", "3"],
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    assert!(ok, "{out}");
+    let mut messages = Vec::new();
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let has = |m: &str| messages.iter().any(|x| x.lines().any(|l| l == m));
+    assert!(
+        messages.first().is_some_and(|m| m.contains("READY=1")),
+        "{messages:?}"
+    );
+    let pings = messages
+        .iter()
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count();
+    assert!(pings >= 4, "a ping every 0.5 s for 3 s: {messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("STATUS=speed 10s/60s/15m")),
+        "{messages:?}"
+    );
+    assert!(has("STOPPING=1"), "{messages:?}");
 }

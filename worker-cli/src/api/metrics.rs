@@ -92,6 +92,8 @@ struct DeviceSnap {
     hashrate: Option<f64>,
     hardware_errors: u64,
     paused: bool,
+    disabled: bool,
+    rebuilds: u32,
     temperature_c: Option<f64>,
     power_w: Option<f64>,
     fan_percent: Option<f64>,
@@ -118,7 +120,9 @@ fn snapshot(state: &Mutex<EngineState>) -> Snapshot {
                 hashes: d.hashes,
                 hashrate: d.rate.rates()[0],
                 hardware_errors: d.shares.hardware_errors,
-                paused: d.state_name() == "paused",
+                paused: d.state_name() == "paused" || d.state_name() == "too hot",
+                disabled: d.disabled,
+                rebuilds: d.rebuilds,
                 temperature_c: d.temperature_c,
                 power_w: d.power_w,
                 fan_percent: d.fan_percent,
@@ -269,9 +273,23 @@ impl Collector for EngineCollector {
         device_gauge(
             &mut enc,
             "rigworker_device_paused",
-            "1 while the device is paused through the API.",
+            "1 while the device is paused (through the API, or too hot).",
             &s.devices,
             |d| Some(if d.paused { 1.0 } else { 0.0 }),
+        )?;
+        device_gauge(
+            &mut enc,
+            "rigworker_device_disabled",
+            "1 once the device no longer mines (its backend or the watchdog gave up on it).",
+            &s.devices,
+            |d| Some(if d.disabled { 1.0 } else { 0.0 }),
+        )?;
+        device_gauge(
+            &mut enc,
+            "rigworker_device_watchdog_rebuilds",
+            "Times the watchdog rebuilt the device's worker since start.",
+            &s.devices,
+            |d| Some(f64::from(d.rebuilds)),
         )?;
         // Sensors: a series only for devices whose sensor answered.
         device_gauge(

@@ -323,14 +323,13 @@ async fn resume(State(ctx): Ctx, headers: HeaderMap, q: Query<DeviceQuery>) -> R
     set_paused(&ctx, &headers, q.0.device.as_deref(), false).await
 }
 
-/// The engine's command channel, or 503 while no engine runs.
-fn commands(
-    ctx: &ApiContext,
-) -> std::result::Result<mpsc::UnboundedSender<EngineCommand>, Response> {
-    ctx.state()
-        .commands
-        .clone()
-        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running"))
+/// The engine's command channel; `None` while no engine runs.
+fn commands(ctx: &ApiContext) -> Option<mpsc::UnboundedSender<EngineCommand>> {
+    ctx.state().commands.clone()
+}
+
+fn not_running() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running")
 }
 
 /// How long a control request waits for the engine to confirm.
@@ -363,9 +362,8 @@ async fn set_paused(
             },
         }
     };
-    let tx = match commands(ctx) {
-        Ok(tx) => tx,
-        Err(r) => return r,
+    let Some(tx) = commands(ctx) else {
+        return not_running();
     };
     let (done, answered) = oneshot::channel();
     let cmd = EngineCommand::SetPaused {
@@ -374,7 +372,7 @@ async fn set_paused(
         done,
     };
     if tx.send(cmd).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running");
+        return not_running();
     }
     match tokio::time::timeout(ENGINE_ANSWER, answered).await {
         Ok(Ok(())) => {
@@ -407,12 +405,11 @@ async fn pool_auto(State(ctx): Ctx, headers: HeaderMap) -> Response {
 }
 
 fn pin(ctx: &ApiContext, pool: Option<usize>) -> Response {
-    let tx = match commands(ctx) {
-        Ok(tx) => tx,
-        Err(r) => return r,
+    let Some(tx) = commands(ctx) else {
+        return not_running();
     };
     if tx.send(EngineCommand::PinPool(pool)).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running");
+        return not_running();
     }
     // The switch itself takes a connection and a handshake: answer now, with where to look.
     json_response(

@@ -79,6 +79,8 @@ pub fn devices(st: &EngineState) -> Value {
                 "backend": d.info.backend.to_string(),
                 "name": d.info.name,
                 "state": d.state_name(),
+                "rebuilds": d.rebuilds,
+                "disabled_reason": d.disabled_reason,
                 "hashes": d.hashes,
                 "hashrate": rates(d.rate.rates()),
                 "intensity": d.intensity,

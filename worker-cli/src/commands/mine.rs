@@ -45,10 +45,10 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
     if let Some(limit) = args.temp_limit {
         crate::sensors::TempGuard::new(limit)?;
     }
-    let watchdog = match args.watchdog {
-        Some(s) if s == 0.0 => None,
+    let watchdog = match args.watchdog.unwrap_or(30.0) {
+        0.0 => None,
         s => Some(crate::engine::WatchdogConfig {
-            timeout: super::seconds("--watchdog", s.unwrap_or(30.0))?,
+            timeout: super::seconds("--watchdog", s)?,
             max_rebuilds: args.watchdog_rebuilds.unwrap_or(3),
         }),
     };

@@ -336,13 +336,16 @@ mod tests {
         o.observe(0.05);
         assert_eq!(o.median(), Some(0.05));
         o.observe(1.0);
+        assert_eq!(o.median(), Some(0.05));
+        // An even number: the mean of the middle two.
+        o.observe(3.0);
         assert_eq!(o.median(), Some((0.05 + 0.5) / 2.0));
         // Medians follow the recent past only.
         for _ in 0..RECENT {
             o.observe(2.0);
         }
         assert_eq!(o.median(), Some(2.0));
-        assert_eq!(o.count(), 7 + RECENT as u64);
+        assert_eq!(o.count(), 8 + RECENT as u64);
     }
 
     #[test]
