@@ -154,8 +154,16 @@ impl Kernel {
     /// AVX-512 hybrid leads on Zen 4 and ran at 1/300 of AVX-512's speed on an Intel Xeon
     /// with both features), so a fixed order cannot be right everywhere.
     pub fn fastest() -> Kernel {
-        static FASTEST: OnceLock<Kernel> = OnceLock::new();
-        *FASTEST.get_or_init(|| Kernel::measure_fastest(Duration::from_millis(15)))
+        Kernel::rates()
+            .first()
+            .map_or(Kernel::Portable, |&(k, _)| k)
+    }
+
+    /// This machine's measured rate (one thread) of every kernel [`Kernel::measure`] times,
+    /// fastest first; measured on first use, once per process.
+    pub fn rates() -> &'static [(Kernel, f64)] {
+        static RATES: OnceLock<Vec<(Kernel, f64)>> = OnceLock::new();
+        RATES.get_or_init(|| Kernel::measure(Duration::from_millis(15)))
     }
 
     /// Hashes per second of each supported kernel (the portable one only when it is the only
@@ -191,12 +199,6 @@ impl Kernel {
         out
     }
 
-    fn measure_fastest(each: Duration) -> Kernel {
-        Kernel::measure(each)
-            .first()
-            .map_or(Kernel::Portable, |&(k, _)| k)
-    }
-
     /// The first supported kernel in the order of [`Kernel::ALL`] (no measuring).
     pub fn detect() -> Kernel {
         Kernel::ALL
@@ -205,16 +207,22 @@ impl Kernel {
             .unwrap_or(Kernel::Portable)
     }
 
-    /// Nonces per batch: a multiple of the lane count near 64 Ki, so one batch takes a few
-    /// milliseconds (the cancellation latency) on the fast kernels; the portable one, about
-    /// ten times slower, gets smaller batches for the same latency.
+    /// Nonces per batch: about 2 ms of this kernel's measured speed here (the bound on how
+    /// late a cancel is seen), a multiple of the lane count, at most 64 Ki. A kernel that
+    /// is slow on this machine (the hybrid on Intel) gets small batches, not late cancels.
     fn batch(self) -> u32 {
-        let target: u32 = if self == Kernel::Portable {
+        let default: u32 = if self == Kernel::Portable {
             1 << 13
         } else {
             1 << 16
         };
-        target.div_ceil(self.lanes()) * self.lanes()
+        let lanes = self.lanes();
+        let measured = Kernel::rates()
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|&(_, rate)| (rate * 0.002) as u32);
+        let target = measured.unwrap_or(default).clamp(16 * lanes, default);
+        target.div_ceil(lanes) * lanes
     }
 
     /// The kernel's entry point: hashes `count` nonces from `first` and pushes the candidates.
