@@ -56,7 +56,7 @@ fn devices_bench_and_mine_on_the_simulated_board() {
         "{d}"
     );
 
-    let (bench, _) = rigworker(
+    let (bench, bench_log) = rigworker(
         &[
             &["bench", "--backend", "fpga", "--seconds", "3", "--json"][..],
             &fpga,
@@ -67,7 +67,10 @@ fn devices_bench_and_mine_on_the_simulated_board() {
     assert_eq!(r["backend"], "fpga");
     // The board's calibrated speed: a simulated RTL does tens to hundreds of kH/s.
     let hps = r["median_hps"].as_f64().unwrap_or(0.0);
-    assert!((1e4..5e6).contains(&hps), "simulated board at {hps} H/s");
+    assert!(
+        (1e4..5e6).contains(&hps),
+        "simulated board at {hps} H/s: {bench}\n{bench_log}"
+    );
 
     let summary =
         std::env::temp_dir().join(format!("rigworker-fpga-e2e-{}.json", std::process::id()));

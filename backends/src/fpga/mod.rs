@@ -183,7 +183,11 @@ pub(crate) fn probe(config: &FpgaConfig, path: &Path, index: usize) -> Result<Pr
     // says nothing about its speed; only a hit that came late times the board.
     let measured = answer.timed.map(|(hashes, secs)| secs / hashes);
     let prior = config.hash_time.or(measured).unwrap_or(ICARUS_HS);
-    let timing = Timing::new(prior);
+    let timing = if config.hash_time.is_some() || measured.is_some() {
+        Timing::new(prior)
+    } else {
+        Timing::assumed(prior)
+    };
     let source = if config.hash_time.is_some() {
         "configured"
     } else if measured.is_some() {

@@ -24,6 +24,8 @@ const FORGET: f64 = 0.97;
 #[derive(Clone, Debug)]
 pub struct Timing {
     prior: f64,
+    /// Whether the prior was configured or measured (not just assumed).
+    prior_known: bool,
     // Weighted sums for the least-squares line secs = a + hs * hashes.
     w: f64,
     sx: f64,
@@ -36,13 +38,10 @@ pub struct Timing {
 impl Timing {
     /// `prior`: seconds per hash to assume until hits say otherwise.
     pub fn new(prior: f64) -> Timing {
-        let prior = if prior.is_finite() && prior > 0.0 {
-            prior
-        } else {
-            ICARUS_HS
-        };
+        let valid = prior.is_finite() && prior > 0.0;
         Timing {
-            prior,
+            prior: if valid { prior } else { ICARUS_HS },
+            prior_known: valid,
             w: 0.0,
             sx: 0.0,
             sy: 0.0,
@@ -69,6 +68,21 @@ impl Timing {
 
     pub fn samples(&self) -> u64 {
         self.samples
+    }
+
+    /// [`Timing::new`] with a prior nobody measured (an unknown board assumed an Icarus):
+    /// until the first hit times it, hashes are credited only as hits prove them.
+    pub fn assumed(prior: f64) -> Timing {
+        Timing {
+            prior_known: false,
+            ..Timing::new(prior)
+        }
+    }
+
+    /// Whether the speed is known well enough to credit hashes from time alone: a wrong
+    /// guess would credit hashes the board never did.
+    pub fn is_known(&self) -> bool {
+        self.prior_known || self.samples > 0
     }
 
     /// Seconds per hash: the fitted slope when the samples spread enough to fit a line, the
@@ -183,5 +197,11 @@ mod tests {
     fn nonsense_priors_fall_back_to_an_icarus() {
         assert_eq!(Timing::new(0.0).hs(), ICARUS_HS);
         assert_eq!(Timing::new(f64::NAN).hs(), ICARUS_HS);
+        assert!(!Timing::new(0.0).is_known());
+        let mut t = Timing::assumed(ICARUS_HS);
+        assert!(!t.is_known());
+        t.record(1e5, 1.0, 1e9);
+        assert!(t.is_known());
+        assert!(Timing::new(1e-5).is_known());
     }
 }

@@ -120,9 +120,9 @@ pub(super) struct ProbeAnswer {
 }
 
 /// Seconds a probe keeps listening after the first hit, for more hits to time the board by.
-const PROBE_LISTEN: Duration = Duration::from_millis(250);
+const PROBE_LISTEN: Duration = Duration::from_millis(400);
 /// A hit this long after the job times the board, not the line.
-const PROBE_MIN_TIMED: f64 = 0.1;
+const PROBE_MIN_TIMED: f64 = 0.05;
 
 /// Sends `job` and waits up to `timeout` for its first valid hit, then listens a little
 /// longer for later hits to measure the board's speed by. Replies that are not hits of `job`
@@ -364,11 +364,15 @@ impl HashWorker for IcarusWorker {
         loop {
             let now = Instant::now();
             let elapsed = now.saturating_duration_since(t0);
-            // Credited as it goes, so hashrate is live; never less than the hits prove.
-            let done = self
-                .timing
-                .hashes_after(elapsed.as_secs_f64(), range_hashes)
-                .max(evidence);
+            // Credited as it goes, so hashrate is live; never less than the hits prove, and
+            // only what they prove while the board's speed is a guess.
+            let done = if self.timing.is_known() {
+                self.timing
+                    .hashes_after(elapsed.as_secs_f64(), range_hashes)
+                    .max(evidence)
+            } else {
+                evidence
+            };
             if done as u64 > credited {
                 ctl.add_hashes(done as u64 - credited);
                 credited = done as u64;

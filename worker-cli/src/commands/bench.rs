@@ -78,8 +78,14 @@ pub fn measure(workers: Vec<Box<dyn HashWorker>>, seconds: Duration) -> Vec<f64>
                     } else {
                         NonceRange { start, end }
                     };
-                    if w.scan(&header, &target, range, &ctl, &mut found).is_err() {
-                        return;
+                    if let Err(e) = w.scan(&header, &target, range, &ctl, &mut found) {
+                        eprintln!("{}: {e}", w.info().name);
+                        // A board that lost its line comes back on a later call (it is
+                        // reopened and re-probed); a CPU or GPU error is final.
+                        if !w.searches_whole_headers() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
                     }
                 }
             })
