@@ -94,6 +94,10 @@ struct DeviceSlot {
     /// The health of the thread now driving the device (a rebuild starts a new one).
     health: Arc<Health>,
     guard: Option<TempGuard>,
+    /// Boards that search whole headers keep themselves alive (the FPGA driver reopens,
+    /// resets and disables its board, and an unplugged one may take minutes to return), so
+    /// the watchdog leaves them alone.
+    self_supervised: bool,
 }
 
 /// What the HTTP API (or a config reload) asks of a running engine. The sender is in
@@ -397,6 +401,7 @@ pub async fn run(
                 .count()
         );
         let ctl = Arc::new(ScanControl::new());
+        let self_supervised = worker.searches_whole_headers();
         let mut counters = DeviceCounters::new(label.clone(), info.clone());
         let launch = worker.min_scan_nonces();
         counters.intensity = (launch > 1).then(|| launch.ilog2());
@@ -412,6 +417,7 @@ pub async fn run(
             thermal: thermal.clone(),
             health: health.clone(),
             guard: cfg.temp_limit.and_then(|l| TempGuard::new(l).ok()),
+            self_supervised,
         });
         let ctx = ThreadContext {
             index: i,
@@ -945,6 +951,7 @@ fn guard_devices(
         .iter()
         .map(|s| {
             has_work
+                && !s.self_supervised
                 && s.health.disabled().is_none()
                 && !s.pause.load(Ordering::Acquire)
                 && !s.thermal.load(Ordering::Acquire)
@@ -960,53 +967,64 @@ fn guard_devices(
         };
         slot.health.retired.store(true, Ordering::Release);
         slot.ctl.cancel();
-        let reopened = match (attempt, ctx.reopen) {
-            (Some(_), Some(reopen)) => Some(reopen(&slot.info)),
+        let reopen = match (attempt, ctx.reopen) {
+            (Some(attempt), Some(reopen)) => Some((attempt, reopen.clone())),
             _ => None,
         };
-        match reopened {
-            Some(Ok(worker)) => {
-                warn!(
-                    device = %slot.label,
-                    attempt = attempt.unwrap_or(0),
-                    "no progress for too long: device rebuilt on a new thread"
-                );
-                let health = Arc::new(Health::default());
-                slot.health = health.clone();
-                let t = ThreadContext {
-                    index: i,
-                    ctl: slot.ctl.clone(),
-                    health,
-                    pause: slot.pause.clone(),
-                    thermal: slot.thermal.clone(),
-                    dispatcher: ctx.dispatcher.clone(),
-                    client: ctx.client.clone(),
-                    found_tx: ctx.found_tx.clone(),
-                    stop: ctx.stop.clone(),
-                };
-                if let Some(h) = spawn_device(&slot.label, worker, t) {
-                    threads.push((i, h));
-                }
-                w.rebased(i, slot.ctl.hashes(), now);
-                if let Some(d) = lock(state).devices.get_mut(i) {
-                    d.rebuilds += 1;
-                }
+        let Some((attempt, reopen)) = reopen else {
+            let why = match attempt {
+                None => format!("hung again after {} rebuilds", w.rebuilds(i)),
+                Some(_) => "hung, and its backend cannot be reopened".to_string(),
+            };
+            error!(device = %slot.label, reason = %why, "device disabled; the others go on");
+            slot.health.disable(why.clone());
+            if let Some(d) = lock(state).devices.get_mut(i) {
+                d.disabled = true;
+                d.disabled_reason = Some(why);
             }
-            other => {
-                let why = match other {
-                    Some(Err(e)) => format!("hung, and could not be reopened: {e}"),
-                    _ if attempt.is_none() => {
-                        format!("hung again after {} rebuilds", w.rebuilds(i))
-                    }
-                    _ => "hung, and its backend cannot be reopened".to_string(),
-                };
-                error!(device = %slot.label, reason = %why, "device disabled; the others go on");
-                slot.health.disable(why.clone());
-                if let Some(d) = lock(state).devices.get_mut(i) {
-                    d.disabled = true;
-                    d.disabled_reason = Some(why);
+            continue;
+        };
+        warn!(
+            device = %slot.label,
+            attempt,
+            "no progress for too long: rebuilding the device on a new thread"
+        );
+        let health = Arc::new(Health::default());
+        slot.health = health.clone();
+        let t = ThreadContext {
+            index: i,
+            ctl: slot.ctl.clone(),
+            health,
+            pause: slot.pause.clone(),
+            thermal: slot.thermal.clone(),
+            dispatcher: ctx.dispatcher.clone(),
+            client: ctx.client.clone(),
+            found_tx: ctx.found_tx.clone(),
+            stop: ctx.stop.clone(),
+        };
+        // Opening a device can take seconds (GPU kernel tuning, an FPGA probe): it happens
+        // on the new device thread, never on the runtime. A failure disables the device
+        // through its health, which the next sample reports.
+        let info = slot.info.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("dev-{}", slot.label))
+            .spawn(move || match reopen(&info) {
+                Ok(worker) => device_thread(worker, t),
+                Err(e) => {
+                    error!(device = i, error = %e, "could not reopen the hung device; disabled");
+                    t.health
+                        .disable(format!("hung, and could not be reopened: {e}"));
                 }
-            }
+            });
+        match spawned {
+            Ok(h) => threads.push((i, h)),
+            Err(e) => slot
+                .health
+                .disable(format!("hung, and no thread could be started: {e}")),
+        }
+        w.rebased(i, slot.ctl.hashes(), now);
+        if let Some(d) = lock(state).devices.get_mut(i) {
+            d.rebuilds += 1;
         }
     }
 }
