@@ -67,11 +67,15 @@ fn configs() -> Vec<MsmConfig> {
             (16, 64),
         ] {
             for threads in [1, 2, 3] {
+                // The portable field arithmetic on every shape too (with two threads); the
+                // assembly one runs only where the CPU has BMI2/ADX.
                 v.push(MsmConfig {
                     window_bits: c,
                     table_depth: depth,
                     glv,
                     threads,
+                    adx: threads != 2,
+                    ifma: threads != 3,
                 });
             }
         }
@@ -166,12 +170,24 @@ fn g2_matches_oracle() {
             table_depth: 1,
             glv: true,
             threads: 2,
+            adx: true,
+            ifma: true,
+        },
+        MsmConfig {
+            window_bits: 7,
+            table_depth: 1,
+            glv: true,
+            threads: 2,
+            adx: false,
+            ifma: false,
         },
         MsmConfig {
             window_bits: 9,
             table_depth: 2,
             glv: false,
             threads: 2,
+            adx: true,
+            ifma: true,
         },
     ] {
         let m = PreparedMsm::<ark_bn254::g2::Config>::new(&bases, cfg, &betas).unwrap();
@@ -261,6 +277,12 @@ fn msm_timing() {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
+    // Table depths to try with every width (1 = no tables; 64 = one bucket set).
+    let depths: Vec<u32> = std::env::var("MSM_TIMING_DEPTH")
+        .unwrap_or_else(|_| "1".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let mut rng = StdRng::seed_from_u64(9);
     let betas = [
         backends::prove::glv::BETA_G1,
@@ -275,14 +297,26 @@ fn msm_timing() {
         let scalars: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
         let r = reprs(&scalars);
         // Round-robin over arkworks and the widths so that machine noise hits all alike.
-        let ms: Vec<_> = widths
+        // Each width with the assembly and with the portable field arithmetic.
+        // (width, depth, arithmetic): 0 portable, 1 ADX, 2 ADX + IFMA.
+        let variants: Vec<(u32, u32, u8)> = widths
             .iter()
-            .map(|&c| {
+            .flat_map(|&c| {
+                depths
+                    .iter()
+                    .flat_map(move |&d| [(c, d, 2), (c, d, 1), (c, d, 0)])
+            })
+            .collect();
+        let ms: Vec<_> = variants
+            .iter()
+            .map(|&(c, depth, arith)| {
                 let cfg = MsmConfig {
                     window_bits: c,
-                    table_depth: 1,
+                    table_depth: depth,
                     glv: true,
                     threads,
+                    adx: arith >= 1,
+                    ifma: arith >= 2,
                 };
                 PreparedMsm::<ark_bn254::g1::Config>::new(&bases, cfg, &betas).unwrap()
             })
@@ -304,9 +338,13 @@ fn msm_timing() {
             "G1 2^{log}: arkworks {t_ark:.1} ms, auto {:?}",
             MsmConfig::for_size(n, false)
         );
-        for (k, &c) in widths.iter().enumerate() {
+        for (k, &(c, depth, arith)) in variants.iter().enumerate() {
             let t = median(t_ours[k].clone());
-            println!("  c={c}: {t:.1} ms ({:.2}x)", t_ark / t);
+            let arith = ["portable", "adx", "adx+ifma"][arith as usize];
+            println!(
+                "  c={c} depth={depth} {arith}: {t:.1} ms ({:.2}x)",
+                t_ark / t
+            );
         }
     }
 }

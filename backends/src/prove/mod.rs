@@ -13,7 +13,9 @@
 //! zkey's H query is tied to that exact evaluation domain.
 
 mod cpu;
+pub mod field;
 pub mod glv;
+pub mod ifma;
 pub mod msm;
 
 use std::sync::Arc;

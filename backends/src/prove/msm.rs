@@ -25,6 +25,7 @@ use ark_ec::{AdditiveGroup, CurveGroup};
 use ark_ff::{Field, One, Zero};
 use rayon::prelude::*;
 
+use super::field::{BatchField, SimdScratch, adx_available};
 use super::glv::{self, GLV_BITS};
 use super::{FixedBaseMsm, Fr, ProveError, ScalarRepr};
 
@@ -40,6 +41,12 @@ pub struct MsmConfig {
     pub glv: bool,
     /// Threads the MSM may use (work is split into at least this many tasks).
     pub threads: usize,
+    /// Use the BMI2/ADX assembly multiplication ([`super::field`]); ignored on a CPU without
+    /// it. Off only to measure or test the portable arithmetic.
+    pub adx: bool,
+    /// Run G1 batches eight at a time in AVX-512 IFMA ([`super::ifma`]); ignored on a CPU
+    /// without it. Off only to measure or test the other paths.
+    pub ifma: bool,
 }
 
 impl MsmConfig {
@@ -70,6 +77,8 @@ impl MsmConfig {
             table_depth,
             glv: true,
             threads,
+            adx: true,
+            ifma: true,
         }
     }
 }
@@ -121,9 +130,14 @@ pub struct PreparedMsm<P: SWCurveConfig> {
     /// Windows per scalar (per GLV half).
     windows: u32,
     threads: usize,
+    adx: bool,
+    ifma: bool,
 }
 
-impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P> {
+impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P>
+where
+    P::BaseField: BatchField,
+{
     /// Prepares `bases` for MSMs with the given configuration. `betas` are candidate cube roots
     /// of unity for the endomorphism; the one that acts as [`glv::LAMBDA`] on these bases is used
     /// (none → no GLV).
@@ -179,6 +193,8 @@ impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P> {
             window_bits: c,
             windows,
             threads: config.threads.max(1),
+            adx: config.adx && adx_available(),
+            ifma: config.ifma,
         })
     }
 
@@ -188,6 +204,18 @@ impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P> {
 
     /// Σ scalars\[i\]·bases\[i\].
     pub fn compute(&self, scalars: &[ScalarRepr]) -> Result<Projective<P>, ProveError> {
+        if self.adx {
+            self.compute_with::<true>(scalars)
+        } else {
+            self.compute_with::<false>(scalars)
+        }
+    }
+
+    /// [`Self::compute`] with the field arithmetic fixed: `ADX` only when the CPU has it.
+    fn compute_with<const ADX: bool>(
+        &self,
+        scalars: &[ScalarRepr],
+    ) -> Result<Projective<P>, ProveError> {
         if scalars.len() != self.n_inputs {
             return Err(ProveError::LengthMismatch {
                 bases: self.n_inputs,
@@ -253,7 +281,7 @@ impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P> {
         let results: Vec<(usize, Projective<P>)> = tasks
             .par_iter()
             .map_init(
-                || Accumulator::<P>::new(nb),
+                || Accumulator::<P, ADX>::new(nb, self.ifma),
                 |acc, &(g, k)| {
                     let lo = k * chunk_len;
                     let hi = ((k + 1) * chunk_len).min(m);
@@ -281,7 +309,7 @@ impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P> {
                                             acc.add_signed(
                                                 d as i32,
                                                 Xy {
-                                                    x: p.x * beta,
+                                                    x: p.x.mul_with::<ADX>(&beta),
                                                     y: p.y,
                                                 },
                                             );
@@ -329,7 +357,10 @@ impl<P: SWCurveConfig<ScalarField = Fr>> PreparedMsm<P> {
     }
 }
 
-impl<P: SWCurveConfig<ScalarField = Fr>> FixedBaseMsm<Projective<P>> for PreparedMsm<P> {
+impl<P: SWCurveConfig<ScalarField = Fr>> FixedBaseMsm<Projective<P>> for PreparedMsm<P>
+where
+    P::BaseField: BatchField,
+{
     fn len(&self) -> usize {
         self.n_inputs
     }
@@ -381,7 +412,7 @@ const IN_BATCH: u8 = 2;
 const OVERFLOW: u8 = 4;
 
 /// Buckets of one window group with batched affine additions.
-struct Accumulator<P: SWCurveConfig> {
+struct Accumulator<P: SWCurveConfig, const ADX: bool> {
     buckets: Vec<Xy<P::BaseField>>,
     flags: Vec<u8>,
     overflow: Vec<Projective<P>>,
@@ -389,11 +420,15 @@ struct Accumulator<P: SWCurveConfig> {
     batch_point: Vec<Xy<P::BaseField>>,
     deferred: Vec<(u32, Xy<P::BaseField>)>,
     scratch: Vec<P::BaseField>,
+    simd: Option<SimdScratch>,
     cap: usize,
 }
 
-impl<P: SWCurveConfig> Accumulator<P> {
-    fn new(nb: usize) -> Self {
+impl<P: SWCurveConfig, const ADX: bool> Accumulator<P, ADX>
+where
+    P::BaseField: BatchField,
+{
+    fn new(nb: usize, simd: bool) -> Self {
         // Bigger batches share the inversion more widely but collide more often with buckets
         // already in the batch; a collision only waits for the next batch, so an eighth of the
         // buckets (collisions near 6 %) is still cheap.
@@ -410,6 +445,7 @@ impl<P: SWCurveConfig> Accumulator<P> {
             batch_point: Vec::with_capacity(cap + 64),
             deferred: Vec::with_capacity(cap),
             scratch: Vec::with_capacity(cap + 64),
+            simd: simd.then(SimdScratch::default),
             cap,
         }
     }
@@ -474,12 +510,31 @@ impl<P: SWCurveConfig> Accumulator<P> {
         if n == 0 {
             return;
         }
+        if let Some(simd) = self.simd.as_mut() {
+            if P::BaseField::add_batch_simd(
+                &mut self.buckets,
+                &self.batch_bucket,
+                &self.batch_point,
+                |p| &p.x,
+                |p| &p.y,
+                simd,
+            ) {
+                for &b in &self.batch_bucket {
+                    self.flags[b as usize] &= !IN_BATCH;
+                }
+                self.batch_bucket.clear();
+                self.batch_point.clear();
+                return;
+            }
+            // No SIMD path for this field or CPU: do not ask again.
+            self.simd = None;
+        }
         self.scratch.clear();
         let mut acc = P::BaseField::one();
         for j in 0..n {
             self.scratch.push(acc);
             let b = self.batch_bucket[j] as usize;
-            acc *= self.batch_point[j].x - self.buckets[b].x;
+            acc = acc.mul_with::<ADX>(&(self.batch_point[j].x - self.buckets[b].x));
         }
         // Non-zero: equal x never enters a batch.
         let mut inv = acc.inverse().unwrap_or_else(P::BaseField::zero);
@@ -488,11 +543,11 @@ impl<P: SWCurveConfig> Accumulator<P> {
             let p = self.batch_point[j];
             let q = self.buckets[b];
             let den = p.x - q.x;
-            let inv_j = inv * self.scratch[j];
-            inv *= den;
-            let lambda = (p.y - q.y) * inv_j;
-            let x3 = lambda.square() - q.x - p.x;
-            let y3 = lambda * (q.x - x3) - q.y;
+            let inv_j = inv.mul_with::<ADX>(&self.scratch[j]);
+            inv = inv.mul_with::<ADX>(&den);
+            let lambda = (p.y - q.y).mul_with::<ADX>(&inv_j);
+            let x3 = lambda.square_with::<ADX>() - q.x - p.x;
+            let y3 = lambda.mul_with::<ADX>(&(q.x - x3)) - q.y;
             self.buckets[b] = Xy { x: x3, y: y3 };
             self.flags[b] &= !IN_BATCH;
         }

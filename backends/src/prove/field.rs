@@ -1,0 +1,407 @@
+//! BN254 base-field arithmetic for the MSM's inner loop, on arkworks' own representation.
+//!
+//! The MSM spends nearly all its time in the batched affine additions: about six Fq
+//! multiplications per point and window in G1, and Fq2 ones in G2. arkworks' multiplication is
+//! generic Rust (its `asm` path is compiled in only when the *whole build* targets BMI2+ADX,
+//! which a portable binary cannot), and on this code path the compiler did not inline it. Here
+//! the same Montgomery form (arkworks' limbs, so values pass between the two without
+//! conversion) gets:
+//!
+//! - a 4-limb Montgomery multiplication in x86-64 assembly using `mulx` with two independent
+//!   carry chains (`adcx` on CF, `adox` on OF), chosen at run time when the CPU has BMI2 and ADX
+//!   ([`adx_available`]), arkworks' generic code otherwise;
+//! - Fq2 multiplication and squaring by Karatsuba over it (u² = −1 in BN254's Fq2);
+//! - everything `#[inline(always)]`, so the batch loop has no calls in it.
+//!
+//! The choice is a const generic (`ADX`): the MSM picks it once per call, and each instance of
+//! the loop is compiled with one kind of arithmetic only.
+
+use ark_bn254::{Fq, Fq2};
+use ark_ff::{AdditiveGroup, Field, Fp2Config};
+
+/// True when this CPU can run the `mulx`/`adcx`/`adox` multiplication.
+pub fn adx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ADX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ADX.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("bmi2")
+                && std::arch::is_x86_feature_detected!("adx")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The field operations the batched affine addition needs, in two implementations selected by
+/// `ADX` (true only after [`adx_available`] said so).
+pub trait BatchField: Field {
+    fn mul_with<const ADX: bool>(&self, other: &Self) -> Self;
+    fn square_with<const ADX: bool>(&self) -> Self;
+
+    /// Runs a whole batch of affine additions bucket\[b_j\] += point_j with SIMD when this
+    /// field has such a path on this CPU, and returns whether it did (false: nothing was
+    /// touched, run the scalar loop). `x_of`/`y_of` locate the coordinates inside `T`. The
+    /// caller guarantees the batch invariants: distinct buckets, no point with its bucket's x.
+    fn add_batch_simd<T>(
+        _buckets: &mut [T],
+        _bucket_of: &[u32],
+        _points: &[T],
+        _x_of: impl Fn(&T) -> &Self,
+        _y_of: impl Fn(&T) -> &Self,
+        _scratch: &mut SimdScratch,
+    ) -> bool {
+        false
+    }
+}
+
+/// Scratch space of the SIMD batch path, kept by each bucket accumulator.
+#[cfg(target_arch = "x86_64")]
+pub type SimdScratch = super::ifma::Scratch;
+/// Scratch space of the SIMD batch path (none off x86-64).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Default)]
+pub struct SimdScratch;
+
+/// p, then −p⁻¹ mod 2^64: the assembly reads both through one pointer.
+#[cfg(target_arch = "x86_64")]
+static FQ_CONSTS: [u64; 5] = [
+    0x3c208c16d87cfd47,
+    0x97816a916871ca8d,
+    0xb85045b68181585d,
+    0x30644e72e131a029,
+    0x87d20782e4866389,
+];
+
+/// a·b·2^-256 mod p for a, b < p (Montgomery form), result < p.
+///
+/// # Safety
+/// The CPU must support BMI2 and ADX.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn mont_mul_adx(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+    let (r0, r1, r2, r4): (u64, u64, u64, u64);
+    // CIOS with the "no carry" shortcut (p's top limb is below 2^63 - 1): after each of the
+    // four rounds the running value t < 2p fits four limbs plus one, so no sixth word exists.
+    // Round i multiplies a by b[i] into t (low halves on the CF chain, high halves on the OF
+    // chain), then adds m·p with m = t0·(−p⁻¹) so the low word cancels, and drops it. The five
+    // t registers rotate by one per round; the result ends in (r4, r0, r1, r2).
+    unsafe {
+        std::arch::asm!(
+            // round 0: t = a·b0 in (r0..r4)
+            "mov rdx, qword ptr [{b}]",
+            "xor eax, eax",
+            "mulx {r1}, {r0}, qword ptr [{a}]",
+            "mulx {r2}, {lo}, qword ptr [{a} + 8]",
+            "adcx {r1}, {lo}",
+            "mulx {r3}, {lo}, qword ptr [{a} + 16]",
+            "adcx {r2}, {lo}",
+            "mulx {r4}, {lo}, qword ptr [{a} + 24]",
+            "adcx {r3}, {lo}",
+            "adcx {r4}, rax",
+            // reduce: t0 = r0
+            "mov rdx, {r0}",
+            "imul rdx, qword ptr [{p} + 32]",
+            "xor eax, eax",
+            "mulx {hi}, {lo}, qword ptr [{p}]",
+            "adcx {lo}, {r0}",
+            "adox {r1}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 8]",
+            "adcx {r1}, {lo}",
+            "adox {r2}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 16]",
+            "adcx {r2}, {lo}",
+            "adox {r3}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 24]",
+            "adcx {r3}, {lo}",
+            "adox {r4}, {hi}",
+            "adcx {r4}, rax",
+            // round 1: t = (r1, r2, r3, r4, r0 = new top)
+            "mov rdx, qword ptr [{b} + 8]",
+            "xor eax, eax",
+            "mulx {hi}, {lo}, qword ptr [{a}]",
+            "adcx {r1}, {lo}",
+            "adox {r2}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{a} + 8]",
+            "adcx {r2}, {lo}",
+            "adox {r3}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{a} + 16]",
+            "adcx {r3}, {lo}",
+            "adox {r4}, {hi}",
+            "mulx {r0}, {lo}, qword ptr [{a} + 24]",
+            "adcx {r4}, {lo}",
+            "adox {r0}, rax",
+            "adcx {r0}, rax",
+            "mov rdx, {r1}",
+            "imul rdx, qword ptr [{p} + 32]",
+            "xor eax, eax",
+            "mulx {hi}, {lo}, qword ptr [{p}]",
+            "adcx {lo}, {r1}",
+            "adox {r2}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 8]",
+            "adcx {r2}, {lo}",
+            "adox {r3}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 16]",
+            "adcx {r3}, {lo}",
+            "adox {r4}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 24]",
+            "adcx {r4}, {lo}",
+            "adox {r0}, {hi}",
+            "adcx {r0}, rax",
+            // round 2: t = (r2, r3, r4, r0, r1 = new top)
+            "mov rdx, qword ptr [{b} + 16]",
+            "xor eax, eax",
+            "mulx {hi}, {lo}, qword ptr [{a}]",
+            "adcx {r2}, {lo}",
+            "adox {r3}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{a} + 8]",
+            "adcx {r3}, {lo}",
+            "adox {r4}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{a} + 16]",
+            "adcx {r4}, {lo}",
+            "adox {r0}, {hi}",
+            "mulx {r1}, {lo}, qword ptr [{a} + 24]",
+            "adcx {r0}, {lo}",
+            "adox {r1}, rax",
+            "adcx {r1}, rax",
+            "mov rdx, {r2}",
+            "imul rdx, qword ptr [{p} + 32]",
+            "xor eax, eax",
+            "mulx {hi}, {lo}, qword ptr [{p}]",
+            "adcx {lo}, {r2}",
+            "adox {r3}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 8]",
+            "adcx {r3}, {lo}",
+            "adox {r4}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 16]",
+            "adcx {r4}, {lo}",
+            "adox {r0}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 24]",
+            "adcx {r0}, {lo}",
+            "adox {r1}, {hi}",
+            "adcx {r1}, rax",
+            // round 3: t = (r3, r4, r0, r1, r2 = new top)
+            "mov rdx, qword ptr [{b} + 24]",
+            "xor eax, eax",
+            "mulx {hi}, {lo}, qword ptr [{a}]",
+            "adcx {r3}, {lo}",
+            "adox {r4}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{a} + 8]",
+            "adcx {r4}, {lo}",
+            "adox {r0}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{a} + 16]",
+            "adcx {r0}, {lo}",
+            "adox {r1}, {hi}",
+            "mulx {r2}, {lo}, qword ptr [{a} + 24]",
+            "adcx {r1}, {lo}",
+            "adox {r2}, rax",
+            "adcx {r2}, rax",
+            "mov rdx, {r3}",
+            "imul rdx, qword ptr [{p} + 32]",
+            "xor eax, eax",
+            "mulx {hi}, {lo}, qword ptr [{p}]",
+            "adcx {lo}, {r3}",
+            "adox {r4}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 8]",
+            "adcx {r4}, {lo}",
+            "adox {r0}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 16]",
+            "adcx {r0}, {lo}",
+            "adox {r1}, {hi}",
+            "mulx {hi}, {lo}, qword ptr [{p} + 24]",
+            "adcx {r1}, {lo}",
+            "adox {r2}, {hi}",
+            "adcx {r2}, rax",
+            a = in(reg) a.as_ptr(),
+            b = in(reg) b.as_ptr(),
+            p = in(reg) FQ_CONSTS.as_ptr(),
+            r0 = out(reg) r0,
+            r1 = out(reg) r1,
+            r2 = out(reg) r2,
+            r3 = out(reg) _,
+            r4 = out(reg) r4,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            out("rax") _,
+            out("rdx") _,
+            options(pure, readonly, nostack),
+        );
+    }
+    reduce_once([r4, r0, r1, r2])
+}
+
+/// t − p if t ≥ p, for t < 2p.
+#[inline(always)]
+fn reduce_once(t: [u64; 4]) -> [u64; 4] {
+    const P: [u64; 4] = [
+        0x3c208c16d87cfd47,
+        0x97816a916871ca8d,
+        0xb85045b68181585d,
+        0x30644e72e131a029,
+    ];
+    let (s0, b0) = t[0].overflowing_sub(P[0]);
+    let (s1, b1) = sub_borrow(t[1], P[1], b0);
+    let (s2, b2) = sub_borrow(t[2], P[2], b1);
+    let (s3, b3) = sub_borrow(t[3], P[3], b2);
+    if b3 { t } else { [s0, s1, s2, s3] }
+}
+
+#[inline(always)]
+fn sub_borrow(a: u64, b: u64, borrow: bool) -> (u64, bool) {
+    let (d, o1) = a.overflowing_sub(b);
+    let (d, o2) = d.overflowing_sub(borrow as u64);
+    (d, o1 | o2)
+}
+
+#[inline(always)]
+fn fq_mul<const ADX: bool>(a: &Fq, b: &Fq) -> Fq {
+    #[cfg(target_arch = "x86_64")]
+    if ADX {
+        // SAFETY: ADX is true only when `adx_available()` returned true.
+        let r = unsafe { mont_mul_adx(&(a.0).0, &(b.0).0) };
+        return Fq::new_unchecked(ark_ff::BigInt(r));
+    }
+    *a * b
+}
+
+impl BatchField for Fq {
+    #[inline(always)]
+    fn mul_with<const ADX: bool>(&self, other: &Self) -> Self {
+        fq_mul::<ADX>(self, other)
+    }
+    #[inline(always)]
+    fn square_with<const ADX: bool>(&self) -> Self {
+        if ADX {
+            fq_mul::<ADX>(self, self)
+        } else {
+            self.square()
+        }
+    }
+
+    fn add_batch_simd<T>(
+        buckets: &mut [T],
+        bucket_of: &[u32],
+        points: &[T],
+        x_of: impl Fn(&T) -> &Self,
+        y_of: impl Fn(&T) -> &Self,
+        scratch: &mut SimdScratch,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if super::ifma::available() {
+            // SAFETY: IFMA is present; the batch invariants are the caller's (see the trait).
+            unsafe { super::ifma::add_batch_g1(buckets, bucket_of, points, x_of, y_of, scratch) };
+            return true;
+        }
+        let _ = (buckets, bucket_of, points, x_of, y_of, scratch);
+        false
+    }
+}
+
+impl BatchField for Fq2 {
+    #[inline(always)]
+    fn mul_with<const ADX: bool>(&self, other: &Self) -> Self {
+        if !ADX {
+            return *self * other;
+        }
+        // Karatsuba with u² = −1: three multiplications.
+        debug_assert!(ark_bn254::Fq2Config::NONRESIDUE == -Fq::from(1u64));
+        let v0 = fq_mul::<ADX>(&self.c0, &other.c0);
+        let v1 = fq_mul::<ADX>(&self.c1, &other.c1);
+        let s = fq_mul::<ADX>(&(self.c0 + self.c1), &(other.c0 + other.c1));
+        Fq2::new(v0 - v1, s - v0 - v1)
+    }
+    fn add_batch_simd<T>(
+        buckets: &mut [T],
+        bucket_of: &[u32],
+        points: &[T],
+        x_of: impl Fn(&T) -> &Self,
+        y_of: impl Fn(&T) -> &Self,
+        scratch: &mut SimdScratch,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if super::ifma::available() {
+            // SAFETY: IFMA is present; the batch invariants are the caller's (see the trait).
+            unsafe { super::ifma::add_batch_g2(buckets, bucket_of, points, x_of, y_of, scratch) };
+            return true;
+        }
+        let _ = (buckets, bucket_of, points, x_of, y_of, scratch);
+        false
+    }
+
+    #[inline(always)]
+    fn square_with<const ADX: bool>(&self) -> Self {
+        if !ADX {
+            return self.square();
+        }
+        // (a + bu)² = (a + b)(a − b) + 2ab·u.
+        let ab = fq_mul::<ADX>(&self.c0, &self.c1);
+        let c0 = fq_mul::<ADX>(&(self.c0 + self.c1), &(self.c0 - self.c1));
+        Fq2::new(c0, ab.double())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ff::{BigInt, PrimeField, UniformRand};
+
+    fn edge_values() -> Vec<Fq> {
+        let p_minus = |k: u64| -Fq::from(k);
+        vec![
+            Fq::from(0u64),
+            Fq::from(1u64),
+            Fq::from(2u64),
+            p_minus(1),
+            p_minus(2),
+            Fq::from_bigint(BigInt([
+                u64::MAX,
+                u64::MAX,
+                u64::MAX,
+                0x3064_4e72_e131_a028,
+            ]))
+            .unwrap_or_default(),
+            Fq::new_unchecked(BigInt([
+                0x3c208c16d87cfd46,
+                0x97816a916871ca8d,
+                0xb85045b68181585d,
+                0x30644e72e131a029,
+            ])),
+        ]
+    }
+
+    #[test]
+    fn adx_multiplication_matches_arkworks() {
+        if !adx_available() {
+            eprintln!("skipping: this CPU has no BMI2/ADX, only the portable path runs");
+            return;
+        }
+        let mut rng = ark_std::test_rng();
+        let mut values = edge_values();
+        values.extend((0..2000).map(|_| Fq::rand(&mut rng)));
+        for a in &values {
+            for b in values.iter().take(64) {
+                assert_eq!(a.mul_with::<true>(b), *a * b, "{a} · {b}");
+            }
+            assert_eq!(a.square_with::<true>(), a.square());
+        }
+        for _ in 0..2000 {
+            let a = Fq2::rand(&mut rng);
+            let b = Fq2::rand(&mut rng);
+            assert_eq!(a.mul_with::<true>(&b), a * b);
+            assert_eq!(a.square_with::<true>(), a.square());
+        }
+    }
+
+    #[test]
+    fn portable_path_is_arkworks() {
+        let mut rng = ark_std::test_rng();
+        for _ in 0..100 {
+            let a = Fq2::rand(&mut rng);
+            let b = Fq2::rand(&mut rng);
+            assert_eq!(a.mul_with::<false>(&b), a * b);
+            assert_eq!(a.c0.square_with::<false>(), a.c0.square());
+        }
+    }
+}
