@@ -22,7 +22,7 @@
 
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::{AdditiveGroup, CurveGroup};
-use ark_ff::{Field, One, Zero};
+use ark_ff::Zero;
 use rayon::prelude::*;
 
 use super::field::{BatchField, SimdScratch, adx_available};
@@ -506,50 +506,18 @@ where
 
     /// bucket += point for every queued pair, with one inversion for the whole batch.
     fn run_batch(&mut self) {
-        let n = self.batch_bucket.len();
-        if n == 0 {
+        if self.batch_bucket.is_empty() {
             return;
         }
-        if let Some(simd) = self.simd.as_mut() {
-            if P::BaseField::add_batch_simd(
-                &mut self.buckets,
-                &self.batch_bucket,
-                &self.batch_point,
-                |p| &p.x,
-                |p| &p.y,
-                simd,
-            ) {
-                for &b in &self.batch_bucket {
-                    self.flags[b as usize] &= !IN_BATCH;
-                }
-                self.batch_bucket.clear();
-                self.batch_point.clear();
-                return;
-            }
-            // No SIMD path for this field or CPU: do not ask again.
-            self.simd = None;
-        }
-        self.scratch.clear();
-        let mut acc = P::BaseField::one();
-        for j in 0..n {
-            self.scratch.push(acc);
-            let b = self.batch_bucket[j] as usize;
-            acc = acc.mul_with::<ADX>(&(self.batch_point[j].x - self.buckets[b].x));
-        }
-        // Non-zero: equal x never enters a batch.
-        let mut inv = acc.inverse().unwrap_or_else(P::BaseField::zero);
-        for j in (0..n).rev() {
-            let b = self.batch_bucket[j] as usize;
-            let p = self.batch_point[j];
-            let q = self.buckets[b];
-            let den = p.x - q.x;
-            let inv_j = inv.mul_with::<ADX>(&self.scratch[j]);
-            inv = inv.mul_with::<ADX>(&den);
-            let lambda = (p.y - q.y).mul_with::<ADX>(&inv_j);
-            let x3 = lambda.square_with::<ADX>() - q.x - p.x;
-            let y3 = lambda.mul_with::<ADX>(&(q.x - x3)) - q.y;
-            self.buckets[b] = Xy { x: x3, y: y3 };
-            self.flags[b] &= !IN_BATCH;
+        add_affine_batch::<P::BaseField, ADX>(
+            &mut self.buckets,
+            &self.batch_bucket,
+            &self.batch_point,
+            &mut self.scratch,
+            &mut self.simd,
+        );
+        for &b in &self.batch_bucket {
+            self.flags[b as usize] &= !IN_BATCH;
         }
         self.batch_bucket.clear();
         self.batch_point.clear();
@@ -560,25 +528,267 @@ where
         // Retried points never defer again, so one flush and one more batch empty the queue.
         self.flush();
         self.run_batch();
+        let total = if self.buckets.len() >= 2 * SEGMENT {
+            self.reduce_segments()
+        } else {
+            self.reduce_serial()
+        };
+        for b in 0..self.buckets.len() {
+            if self.flags[b] & OVERFLOW != 0 {
+                self.overflow[b] = Projective::<P>::zero();
+            }
+            self.flags[b] = 0;
+        }
+        total
+    }
+
+    /// The textbook running sum from the top bucket, in Jacobian coordinates.
+    fn reduce_serial(&self) -> Projective<P> {
         let mut running = Projective::<P>::zero();
         let mut total = Projective::<P>::zero();
-        let mut started = false;
         for b in (0..self.buckets.len()).rev() {
             let f = self.flags[b];
             if f & OCCUPIED != 0 {
-                running += &Affine::<P>::new_unchecked(self.buckets[b].x, self.buckets[b].y);
-                started = true;
+                running += &self.affine(b);
             }
             if f & OVERFLOW != 0 {
                 running += self.overflow[b];
-                self.overflow[b] = Projective::<P>::zero();
-                started = true;
             }
-            self.flags[b] = 0;
-            if started {
-                total += running;
-            }
+            total += running;
         }
         total
+    }
+
+    fn affine(&self, b: usize) -> Affine<P> {
+        Affine::<P>::new_unchecked(self.buckets[b].x, self.buckets[b].y)
+    }
+
+    /// The running sum of [`Self::reduce_serial`] split over segments of [`SEGMENT`] buckets
+    /// that advance in lockstep, so that each step is a batch of independent affine additions
+    /// with one shared inversion: for segment s, R_s = Σ bucket\[sL + t\] and
+    /// T_s = Σ (t+1)·bucket\[sL + t\]; then Σ (b+1)·bucket\[b\] = Σ T_s + L·Σ s·R_s. A segment
+    /// that meets a doubling, a cancellation or an overflow bucket finishes in Jacobian
+    /// coordinates instead (random inputs practically never do).
+    fn reduce_segments(&mut self) -> Projective<P> {
+        let nb = self.buckets.len();
+        let mut seg = Segments::<P>::new(nb.div_ceil(SEGMENT));
+        let mut idx: Vec<u32> = Vec::with_capacity(seg.len());
+        let mut pts: Vec<Xy<P::BaseField>> = Vec::with_capacity(seg.len());
+        for t in (0..SEGMENT).rev() {
+            // R_s += bucket[sL + t]
+            idx.clear();
+            pts.clear();
+            for s in 0..seg.len() {
+                let b = s * SEGMENT + t;
+                if b >= nb || self.flags[b] & (OCCUPIED | OVERFLOW) == 0 {
+                    continue;
+                }
+                let f = self.flags[b];
+                if seg.slow[s].is_none() && f & OVERFLOW == 0 {
+                    let p = self.buckets[b];
+                    match &seg.run[s] {
+                        None => {
+                            seg.run[s] = Some(p);
+                            continue;
+                        }
+                        Some(r) if r.x != p.x => {
+                            idx.push(s as u32);
+                            pts.push(p);
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let slow = seg.make_slow(s);
+                if f & OCCUPIED != 0 {
+                    slow.0 += &self.affine(b);
+                }
+                if f & OVERFLOW != 0 {
+                    slow.0 += self.overflow[b];
+                }
+            }
+            seg.add_to_run::<ADX>(&idx, &pts, &mut self.scratch, &mut self.simd);
+            // T_s += R_s
+            idx.clear();
+            pts.clear();
+            for s in 0..seg.len() {
+                if let Some(slow) = seg.slow[s].as_mut() {
+                    slow.1 += slow.0;
+                    continue;
+                }
+                let Some(r) = seg.run[s] else { continue };
+                match &seg.tot[s] {
+                    None => seg.tot[s] = Some(r),
+                    Some(t) if t.x != r.x => {
+                        idx.push(s as u32);
+                        pts.push(r);
+                    }
+                    Some(_) => {
+                        let slow = seg.make_slow(s);
+                        slow.1 += slow.0;
+                    }
+                }
+            }
+            seg.add_to_tot::<ADX>(&idx, &pts, &mut self.scratch, &mut self.simd);
+        }
+        seg.combine()
+    }
+}
+
+/// The state of [`Accumulator::reduce_segments`]: per segment s the running sum R_s and the
+/// weighted sum T_s, affine (None = zero), or both in Jacobian coordinates once the segment
+/// met a case the affine formula cannot take.
+struct Segments<P: SWCurveConfig> {
+    run: Vec<Option<Xy<P::BaseField>>>,
+    tot: Vec<Option<Xy<P::BaseField>>>,
+    slow: Vec<Option<(Projective<P>, Projective<P>)>>,
+    /// Dense copies for the batch additions (only the entries named by the batch are read).
+    dense: Vec<Xy<P::BaseField>>,
+}
+
+impl<P: SWCurveConfig> Segments<P>
+where
+    P::BaseField: BatchField,
+{
+    fn new(n: usize) -> Self {
+        Segments {
+            run: vec![None; n],
+            tot: vec![None; n],
+            slow: vec![None; n],
+            dense: Vec::with_capacity(n),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.run.len()
+    }
+
+    fn proj(p: &Option<Xy<P::BaseField>>) -> Projective<P> {
+        match p {
+            Some(p) => Affine::<P>::new_unchecked(p.x, p.y).into(),
+            None => Projective::<P>::zero(),
+        }
+    }
+
+    /// Moves segment `s` to Jacobian coordinates (once) and returns its (R_s, T_s).
+    fn make_slow(&mut self, s: usize) -> &mut (Projective<P>, Projective<P>) {
+        if self.slow[s].is_none() {
+            self.slow[s] = Some((Self::proj(&self.run[s]), Self::proj(&self.tot[s])));
+        }
+        self.slow[s].get_or_insert_with(|| (Projective::<P>::zero(), Projective::<P>::zero()))
+    }
+
+    fn add_to_run<const ADX: bool>(
+        &mut self,
+        idx: &[u32],
+        pts: &[Xy<P::BaseField>],
+        scratch: &mut Vec<P::BaseField>,
+        simd: &mut Option<SimdScratch>,
+    ) {
+        Self::add_into::<ADX>(&mut self.run, &mut self.dense, idx, pts, scratch, simd);
+    }
+
+    fn add_to_tot<const ADX: bool>(
+        &mut self,
+        idx: &[u32],
+        pts: &[Xy<P::BaseField>],
+        scratch: &mut Vec<P::BaseField>,
+        simd: &mut Option<SimdScratch>,
+    ) {
+        Self::add_into::<ADX>(&mut self.tot, &mut self.dense, idx, pts, scratch, simd);
+    }
+
+    /// target\[idx\[j\]\] += pts\[j\] through a dense copy (the batch wants plain points).
+    fn add_into<const ADX: bool>(
+        target: &mut [Option<Xy<P::BaseField>>],
+        dense: &mut Vec<Xy<P::BaseField>>,
+        idx: &[u32],
+        pts: &[Xy<P::BaseField>],
+        scratch: &mut Vec<P::BaseField>,
+        simd: &mut Option<SimdScratch>,
+    ) {
+        if idx.is_empty() {
+            return;
+        }
+        dense.clear();
+        dense.extend(target.iter().map(|p| {
+            p.unwrap_or(Xy {
+                x: P::BaseField::zero(),
+                y: P::BaseField::zero(),
+            })
+        }));
+        add_affine_batch::<P::BaseField, ADX>(dense, idx, pts, scratch, simd);
+        for &s in idx {
+            target[s as usize] = Some(dense[s as usize]);
+        }
+    }
+
+    /// Σ T_s + L·Σ s·R_s, the second as a running sum over the segments from the top.
+    fn combine(&self) -> Projective<P> {
+        let mut sum_t = Projective::<P>::zero();
+        let mut acc = Projective::<P>::zero();
+        let mut weighted = Projective::<P>::zero();
+        for s in (0..self.len()).rev() {
+            let (r, t) = match &self.slow[s] {
+                Some(v) => *v,
+                None => (Self::proj(&self.run[s]), Self::proj(&self.tot[s])),
+            };
+            sum_t += t;
+            if s > 0 {
+                acc += r;
+                weighted += acc;
+            }
+        }
+        for _ in 0..SEGMENT.trailing_zeros() {
+            weighted.double_in_place();
+        }
+        sum_t + weighted
+    }
+}
+
+/// Buckets per segment of the lockstep reduction (a power of two): more segments share each
+/// inversion more widely, but cost one Jacobian addition each at the end.
+const SEGMENT: usize = 16;
+
+/// dst\[idx\[j\]\] += pts\[j\] for every j, affine, with one shared inversion (eight lane
+/// inversions on the SIMD path). The indices must be distinct and no point may have its
+/// destination's x: the affine formula divides by the difference.
+fn add_affine_batch<F: BatchField, const ADX: bool>(
+    dst: &mut [Xy<F>],
+    idx: &[u32],
+    pts: &[Xy<F>],
+    scratch: &mut Vec<F>,
+    simd: &mut Option<SimdScratch>,
+) {
+    let n = idx.len();
+    if n == 0 {
+        return;
+    }
+    if let Some(sc) = simd.as_mut() {
+        if F::add_batch_simd(dst, idx, pts, |p| &p.x, |p| &p.y, sc) {
+            return;
+        }
+        // No SIMD path for this field or CPU: do not ask again.
+        *simd = None;
+    }
+    scratch.clear();
+    let mut acc = F::one();
+    for j in 0..n {
+        scratch.push(acc);
+        acc = acc.mul_with::<ADX>(&(pts[j].x - dst[idx[j] as usize].x));
+    }
+    // Non-zero: equal x never enters a batch.
+    let mut inv = acc.inverse().unwrap_or_else(F::zero);
+    for j in (0..n).rev() {
+        let b = idx[j] as usize;
+        let p = pts[j];
+        let q = dst[b];
+        let den = p.x - q.x;
+        let inv_j = inv.mul_with::<ADX>(&scratch[j]);
+        inv = inv.mul_with::<ADX>(&den);
+        let lambda = (p.y - q.y).mul_with::<ADX>(&inv_j);
+        let x3 = lambda.square_with::<ADX>() - q.x - p.x;
+        let y3 = lambda.mul_with::<ADX>(&(q.x - x3)) - q.y;
+        dst[b] = Xy { x: x3, y: y3 };
     }
 }
