@@ -17,7 +17,7 @@
 //! the loop is compiled with one kind of arithmetic only.
 
 use ark_bn254::{Fq, Fq2};
-use ark_ff::{AdditiveGroup, Field, Fp2Config};
+use ark_ff::{AdditiveGroup, Field, Fp2Config, Zero};
 
 /// True when this CPU can run the `mulx`/`adcx`/`adox` multiplication.
 pub fn adx_available() -> bool {
@@ -40,6 +40,11 @@ pub fn adx_available() -> bool {
 pub trait BatchField: Field {
     fn mul_with<const ADX: bool>(&self, other: &Self) -> Self;
     fn square_with<const ADX: bool>(&self) -> Self;
+
+    /// self·β for the endomorphism's β, which lies in the base field Fq even on G2.
+    fn mul_by_beta<const ADX: bool>(&self, beta: &Self) -> Self {
+        self.mul_with::<ADX>(beta)
+    }
 
     /// Runs a whole batch of affine additions bucket\[b_j\] += point_j with SIMD when this
     /// field has such a path on this CPU, and returns whether it did (false: nothing was
@@ -301,6 +306,19 @@ impl BatchField for Fq {
 
 impl BatchField for Fq2 {
     #[inline(always)]
+    fn mul_by_beta<const ADX: bool>(&self, beta: &Self) -> Self {
+        if beta.c1.is_zero() {
+            // Two multiplications instead of three and the Karatsuba additions.
+            Fq2::new(
+                fq_mul::<ADX>(&self.c0, &beta.c0),
+                fq_mul::<ADX>(&self.c1, &beta.c0),
+            )
+        } else {
+            self.mul_with::<ADX>(beta)
+        }
+    }
+
+    #[inline(always)]
     fn mul_with<const ADX: bool>(&self, other: &Self) -> Self {
         if !ADX {
             return *self * other;
@@ -345,7 +363,7 @@ impl BatchField for Fq2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ark_ff::{BigInt, PrimeField, UniformRand};
+    use ark_ff::{BigInt, PrimeField, UniformRand, Zero};
 
     fn edge_values() -> Vec<Fq> {
         let p_minus = |k: u64| -Fq::from(k);
@@ -402,6 +420,14 @@ mod tests {
             let b = Fq2::rand(&mut rng);
             assert_eq!(a.mul_with::<false>(&b), a * b);
             assert_eq!(a.c0.square_with::<false>(), a.c0.square());
+            // β in Fq (the endomorphism's) and a general one.
+            let beta = Fq2::new(b.c0, Fq::zero());
+            assert_eq!(a.mul_by_beta::<false>(&beta), a * beta);
+            assert_eq!(a.mul_by_beta::<false>(&b), a * b);
+            if adx_available() {
+                assert_eq!(a.mul_by_beta::<true>(&beta), a * beta);
+                assert_eq!(a.mul_by_beta::<true>(&b), a * b);
+            }
         }
     }
 }

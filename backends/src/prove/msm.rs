@@ -55,9 +55,12 @@ impl MsmConfig {
         let threads = rayon::current_num_threads().max(1);
         let log = usize::BITS - n.max(1).leading_zeros();
         let (window_bits, table_depth) = if tables {
-            // One bucket set: only the point additions scale with n, so wide windows pay.
+            // One bucket set: only the point additions scale with n, so wide windows pay, up
+            // to 16 bits: 8 windows per GLV half. Wider windows need 17–18 bits before a
+            // window is saved, and then 2^16+ buckets (measured: c = 16 beat 13–15 by 15–25 %
+            // at 2^16 and 2^18 points).
             let c = log.saturating_sub(1).clamp(4, 16);
-            (c, 64)
+            (if log >= 15 { 16 } else { c }, 64)
         } else {
             // Every window has its own reduction of 2^(c-1) buckets: pick the width with the
             // least modelled time (additions + reductions, rounded up to whole thread rounds).
@@ -309,7 +312,7 @@ where
                                             acc.add_signed(
                                                 d as i32,
                                                 Xy {
-                                                    x: p.x.mul_with::<ADX>(&beta),
+                                                    x: p.x.mul_by_beta::<ADX>(&beta),
                                                     y: p.y,
                                                 },
                                             );
