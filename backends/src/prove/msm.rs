@@ -16,6 +16,11 @@
 //! - **Precomputed tables** (optional, kept across jobs): copies of the bases multiplied by
 //!   2^(c·j) let `depth` consecutive windows share one set of buckets, so one bucket reduction
 //!   (and no doublings) serves all of them.
+//! - **Lockstep bucket reduction**: Σ (b+1)·bucket\[b\] is split into segments of 16 buckets
+//!   whose running sums advance together, so the reduction too is batched affine additions.
+//! - **Field arithmetic picked at run time** ([`super::field`], [`super::ifma`]): batches run
+//!   eight additions at a time in AVX-512 IFMA where the CPU has it, with a BMI2/ADX Montgomery
+//!   multiplication otherwise, arkworks' portable code as the last resort.
 //!
 //! Work is split over rayon threads by (window group × chunk of points); every task owns its
 //! buckets, so there is no sharing while accumulating.
