@@ -1,4 +1,5 @@
-//! The batched affine additions of a G1 bucket batch, eight at a time in AVX-512 IFMA.
+//! The batched affine additions of a bucket batch, eight at a time in AVX-512 IFMA: over Fq
+//! for G1 and over Fq2 (Karatsuba on the Fq lanes) for G2.
 //!
 //! On a CPU with AVX-512 IFMA (`vpmadd52luq`/`vpmadd52huq`) eight 254-bit Montgomery
 //! multiplications in 52-bit limbs cost about what two `mulx` ones do (measured here: 8–10 ns
