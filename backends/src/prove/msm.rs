@@ -49,8 +49,8 @@ pub struct MsmConfig {
     /// Use the BMI2/ADX assembly multiplication ([`super::field`]); ignored on a CPU without
     /// it. Off only to measure or test the portable arithmetic.
     pub adx: bool,
-    /// Run batches (G1 and G2) eight at a time in AVX-512 IFMA ([`super::ifma`]); ignored on a CPU
-    /// without it. Off only to measure or test the other paths.
+    /// Run batches (G1 and G2) eight at a time in AVX-512 IFMA ([`super::ifma`]); ignored on
+    /// a CPU without it. Off only to measure or test the other paths.
     pub ifma: bool,
 }
 
