@@ -46,10 +46,15 @@ impl Notifier {
             _ => return None,
         };
         let socket = UnixDatagram::unbound().ok()?;
+        // Never wait for the service manager: with its queue full (10 datagrams by default) a
+        // blocking send would stall the engine; a dropped ping is sent again half a watchdog
+        // period later.
+        socket.set_nonblocking(true).ok()?;
         Some(Notifier { socket, target })
     }
 
-    /// Sends one message of `KEY=VALUE` lines.
+    /// Sends one message of `KEY=VALUE` lines. A full queue at the manager's end is an
+    /// error of kind `WouldBlock`, returned at once.
     pub fn notify(&self, message: &str) -> io::Result<()> {
         let sent = match &self.target {
             Target::Path(p) => self.socket.send_to(message.as_bytes(), p)?,
@@ -192,6 +197,28 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         // Nobody listening any more: an error to report, not a panic.
         assert!(n.watchdog().is_err());
+    }
+
+    #[test]
+    fn a_manager_that_does_not_read_never_blocks_the_worker() {
+        let path = temp_socket_path("full");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::from_socket(path.as_os_str()).expect("a path is a target");
+        // Far more than the kernel queues (10 by default): the sends past it fail at once.
+        let results: Vec<_> = (0..200).map(|_| n.watchdog()).collect();
+        assert!(results.iter().take(5).all(|r| r.is_ok()));
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)),
+            "{results:?}"
+        );
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(recv(&server), "WATCHDOG=1");
+        drop(server);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[cfg(target_os = "linux")]

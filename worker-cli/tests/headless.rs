@@ -71,8 +71,25 @@ fn mine_speaks_the_systemd_notify_protocol() {
     std::fs::create_dir_all(&dir).unwrap();
     let sock_path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+    // Read while the worker runs, as systemd does: the socket queues only 10 datagrams.
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))
         .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut messages = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match sock.recv(&mut buf) {
+                    Ok(n) => messages.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                    Err(_) if done.load(std::sync::atomic::Ordering::SeqCst) => break,
+                    Err(_) => {}
+                }
+            }
+            messages
+        })
+    };
     let (ok, out) = mine(
         &["--print-time", "1", "--duration", "3"],
         &[
@@ -80,13 +97,9 @@ fn mine_speaks_the_systemd_notify_protocol() {
             ("WATCHDOG_USEC", "1000000"),
         ],
     );
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let messages = reader.join().unwrap();
     assert!(ok, "{out}");
-    let mut messages = Vec::new();
-    sock.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = sock.recv(&mut buf) {
-        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
     let _ = std::fs::remove_dir_all(&dir);
     let has = |m: &str| messages.iter().any(|x| x.lines().any(|l| l == m));
     assert!(
