@@ -167,7 +167,23 @@ fn a_new_job_replaces_a_running_one() {
         canceller.join().unwrap();
         assert!(out.cancelled);
         assert!(found.len() > 3, "seed {seed}: {} hits", found.len());
-        assert_eq!(found, first_cpu_hits(&h, 0, 8, found.len()), "seed {seed}");
+        // Every hit is this header's: nothing of the old job leaks in.
+        let job = IcarusJob::from_header(&h);
+        assert!(
+            found.iter().all(|&n| job.zero_bits(n.swap_bytes()) >= 8),
+            "seed {seed}: {found:?}"
+        );
+        // And they start at its first hit. A late reply of the old job whose nonce also meets
+        // this header's 8-bit target (1 in 256) is a true hit of it, so it may stand out of
+        // order once.
+        let first = first_cpu_hits(&h, 0, 8, found.len());
+        let in_order: Vec<u32> = found
+            .iter()
+            .copied()
+            .filter(|n| first.contains(n))
+            .collect();
+        assert!(found.len() - in_order.len() <= 1, "seed {seed}: {found:?}");
+        assert_eq!(in_order, first[..in_order.len()], "seed {seed}");
     }
 }
 

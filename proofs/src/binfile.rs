@@ -35,12 +35,8 @@ impl FileBytes {
         } else {
             // SAFETY: the mapping is read-only and private to this process; like every mmap user we
             // rely on the file not being truncated underneath us while it is mapped (proving keys
-            // and witnesses are written once, then read). Populated up front: every byte is read
-            // once anyway, and one read-ahead costs less than a page fault per 4 KiB.
-            Inner::Map(
-                unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-                    .map_err(|e| Error::io(path, e))?,
-            )
+            // and witnesses are written once, then read).
+            Inner::Map(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?)
         };
         Ok(FileBytes {
             path: path.to_path_buf(),
