@@ -7,7 +7,10 @@
 #   4. the hardware tests with CUDA required (a missing GPU fails instead of skipping),
 #   5. `rigworker bench --backend cuda --seconds 10 --json`, with the GPU's utilisation and the
 #      worker's CPU time sampled meanwhile (the GPU should stay busy; the host thread should
-#      sleep while it waits).
+#      sleep while it waits),
+#   6. proving: whole proofs on CUDA and, in the same run, on the CPU (2^16, 2^18 and 2^20
+#      constraints), MSMs of 2^16..2^22 points on both against arkworks (bench-prove.json),
+#      and the PTX registers/spills report (kernels/cuda/ptxas-report.sh, when ptxas exists).
 #
 # Usage: hw-tests/run-gpu.sh            (from anywhere; outputs go to ${OUT:-/tmp})
 #        hw-tests/run-gpu.sh --prebuilt  (use .gpu/rigworker and .gpu/cuda-tests made here by
@@ -69,6 +72,7 @@ step devices "$bin" devices
 export RIGWORKER_REQUIRE_BACKENDS=cuda
 if [ -n "$cuda_tests" ]; then
   step hw-tests "$cuda_tests" --nocapture --test-threads=1
+  step hw-tests-prove .gpu/cuda-prove-tests --nocapture --test-threads=1
 else
   step hw-tests cargo test -j"$jobs" -p hw-tests -- --nocapture --test-threads=1
 fi
@@ -95,7 +99,16 @@ step bench bench
 kill "$sampler" 2>/dev/null
 wait "$sampler" 2>/dev/null
 
+# 6. Proving: CUDA and the CPU baseline in one run (the CPU rows first).
+prove_bench() {
+  "$bin" bench --work prove --backend cpu,cuda --large --msm-log 16,18,20,22 --repeat 3 \
+    --json > "$out/bench-prove.json"
+}
+step bench-prove prove_bench
+step ptxas-report bash kernels/cuda/ptxas-report.sh sm_90
+
 echo "== outputs in $out:" | tee -a "$summary"
 ls -l "$out" | tee -a "$summary"
 [ -s "$out/bench-cuda.json" ] && cat "$out/bench-cuda.json"
+[ -s "$out/bench-prove.json" ] && cat "$out/bench-prove.json"
 exit "$failed"

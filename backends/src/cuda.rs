@@ -68,7 +68,7 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 
 /// Runs driver calls, turning both their errors and a panic inside `cudarc` (a symbol this
 /// driver lacks) into an error message.
-fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DriverError>) -> Result<T, String> {
+pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DriverError>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),
@@ -99,7 +99,7 @@ fn probe() -> Result<(), BackendUnavailable> {
 
 /// Every GPU the driver reports, without creating contexts (listing must not allocate
 /// device memory).
-fn enumerate() -> Result<Vec<DeviceInfo>, BackendUnavailable> {
+pub(crate) fn enumerate() -> Result<Vec<DeviceInfo>, BackendUnavailable> {
     probe()?;
     let count = match catch_unwind(|| result::init().and_then(|()| result::device::get_count())) {
         Ok(Ok(n)) => n,

@@ -69,9 +69,9 @@ fn device_error(what: &str, e: ClError) -> BackendError {
 }
 
 /// A device found by enumeration, with what `devices` reports about it.
-struct Found {
-    id: cl_device_id,
-    info: DeviceInfo,
+pub(crate) struct Found {
+    pub(crate) id: cl_device_id,
+    pub(crate) info: DeviceInfo,
 }
 
 /// Serializes device discovery and set-up. Drivers are not all thread-safe there: pocl
@@ -79,12 +79,12 @@ struct Found {
 /// tests running in parallel). Launches and waits do not take it.
 static SETUP: Mutex<()> = Mutex::new(());
 
-fn setup_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn setup_lock() -> std::sync::MutexGuard<'static, ()> {
     SETUP.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Every usable device of every platform, in platform order (`--devices` indexes this list).
-fn enumerate() -> Result<Vec<Found>, BackendUnavailable> {
+pub(crate) fn enumerate() -> Result<Vec<Found>, BackendUnavailable> {
     let _setup = setup_lock();
     let platforms = match opencl3::platform::get_platforms() {
         Ok(p) => p,

@@ -105,7 +105,7 @@ fn device_error(what: &str, e: impl std::fmt::Display) -> BackendError {
 
 /// A fresh instance per call: an adapter may be asked for only one device, and enumerating
 /// is cheap next to creating a device.
-fn instance() -> Result<::wgpu::Instance, BackendUnavailable> {
+pub(crate) fn instance() -> Result<::wgpu::Instance, BackendUnavailable> {
     // `Instance::new` panics when no backend is compiled for this platform (e.g. Metal-only
     // features on Linux); say so instead.
     if !::wgpu::Instance::enabled_backend_features().intersects(wanted_backends()) {
@@ -121,7 +121,7 @@ fn instance() -> Result<::wgpu::Instance, BackendUnavailable> {
     }))
 }
 
-fn adapters(instance: &::wgpu::Instance) -> Result<Vec<::wgpu::Adapter>, BackendUnavailable> {
+pub(crate) fn adapters(instance: &::wgpu::Instance) -> Result<Vec<::wgpu::Adapter>, BackendUnavailable> {
     let adapters = instance.enumerate_adapters(wanted_backends());
     if adapters.is_empty() {
         Err(unavailable(no_adapter_reason()))
@@ -178,7 +178,7 @@ fn device_type_name(t: ::wgpu::DeviceType) -> &'static str {
     }
 }
 
-fn adapter_info(index: usize, adapter: &::wgpu::Adapter) -> DeviceInfo {
+pub(crate) fn adapter_info(index: usize, adapter: &::wgpu::Adapter) -> DeviceInfo {
     let a = adapter.get_info();
     // wgpu does not expose compute units; a CPU adapter (lavapipe) uses every core.
     let compute_units = if a.device_type == ::wgpu::DeviceType::Cpu {

@@ -83,16 +83,122 @@ fn committed_ptx_is_regenerated_exactly() {
         .status()
         .expect("run build-ptx.sh");
     assert!(status.success(), "{} failed", script.display());
-    let fresh = std::fs::read_to_string(tmp.0.join("sha256d.ptx")).expect("read generated PTX");
-    if fresh != committed {
-        let line = fresh
-            .lines()
-            .zip(committed.lines())
-            .position(|(a, b)| a != b)
-            .map_or_else(|| "the length".to_string(), |i| format!("line {}", i + 1));
-        panic!(
-            "kernels/cuda/sha256d.ptx is stale (differs from a fresh build at {line}): run \
-             kernels/cuda/build-ptx.sh and commit the result"
+    for (name, committed) in [
+        ("sha256d.ptx", committed),
+        ("bn254.ptx", kernels::cuda::BN254_PTX),
+    ] {
+        let fresh = std::fs::read_to_string(tmp.0.join(name)).expect("read generated PTX");
+        if fresh != committed {
+            let line = fresh
+                .lines()
+                .zip(committed.lines())
+                .position(|(a, b)| a != b)
+                .map_or_else(|| "the length".to_string(), |i| format!("line {}", i + 1));
+            panic!(
+                "kernels/cuda/{name} is stale (differs from a fresh build at {line}): run \
+                 kernels/cuda/build-ptx.sh and commit the result"
+            );
+        }
+    }
+}
+
+/// NVIDIA's assembler, from `PTXAS`, PATH, or where `.ci/setup` installs it (the
+/// `nvidia-cuda-nvcc-cu12` wheel in a venv).
+fn ptxas() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PTXAS") {
+        return Some(PathBuf::from(p));
+    }
+    if Command::new("ptxas").arg("--version").output().is_ok() {
+        return Some(PathBuf::from("ptxas"));
+    }
+    let home = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let lib = home.join("rigworker-ci/cuda/lib");
+    for entry in std::fs::read_dir(&lib).ok()?.flatten() {
+        let p = entry
+            .path()
+            .join("site-packages/nvidia/cuda_nvcc/bin/ptxas");
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Every committed PTX file assembles for Ampere (sm_80) and Hopper (sm_90) with NVIDIA's own
+/// assembler: the driver's JIT runs the same assembler on a rig, so an error here is an error
+/// there. Registers and spills per kernel: `kernels/cuda/ptxas-report.sh`.
+#[test]
+fn committed_ptx_assembles_with_ptxas() {
+    let Some(ptxas) = ptxas() else {
+        return skip("ptxas not found (bash .ci/setup installs it from PyPI's nvidia-cuda-nvcc-cu12)");
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda");
+    for file in ["sha256d.ptx", "bn254.ptx"] {
+        for arch in ["sm_80", "sm_90"] {
+            let out = Command::new(&ptxas)
+                .arg(format!("-arch={arch}"))
+                .args(["-o", "/dev/null"])
+                .arg(dir.join(file))
+                .output()
+                .expect("run ptxas");
+            assert!(
+                out.status.success(),
+                "ptxas -arch={arch} rejects {file}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn opencl_bn254_program_compiles_with_clang() {
+    if let Err(e) = clang_version() {
+        return skip(&e);
+    }
+    let tmp = TempDir::new("opencl-bn254");
+    let file = tmp.0.join("bn254.cl");
+    std::fs::write(&file, kernels::opencl::BN254).expect("write source");
+    let out = Command::new(clang())
+        .args([
+            "-x",
+            "cl",
+            "-cl-std=CL1.2",
+            "-Xclang",
+            "-finclude-default-header",
+        ])
+        .args(["-fsyntax-only", "-Wall", "-Werror"])
+        .arg(&file)
+        .output()
+        .expect("run clang");
+    assert!(
+        out.status.success(),
+        "clang rejects the OpenCL BN254 program:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The Montgomery multiplication in the CUDA PTX is the carry-chain form: multiply-adds whose
+/// carries propagate through the flag, not 64-bit emulation.
+#[test]
+fn bn254_ptx_uses_carry_chain_multiply_adds() {
+    let ptx = kernels::cuda::BN254_PTX;
+    for op in ["mad.lo.cc.u32", "madc.lo.cc.u32", "mad.hi.cc.u32", "madc.hi.cc.u32", "addc.u32"] {
+        assert!(ptx.contains(op), "{op} missing from bn254.ptx");
+    }
+    for entry in [
+        "msm_count",
+        "msm_scatter",
+        "g1_acc_bases",
+        "g2_acc_bases",
+        "g1_reduce_segments",
+        "fr_ntt_stage",
+        "fr_quotient",
+    ] {
+        assert!(
+            ptx.contains(&format!(".visible .entry {entry}(")),
+            "{entry} missing from bn254.ptx"
         );
     }
 }

@@ -307,11 +307,11 @@ impl PreparedKey {
 
         // 2. A·w, B·w on the domain; C = A∘B
         let t = Instant::now();
-        let (mut a, mut b) = rayon::join(
+        let (a, b) = rayon::join(
             || self.a_matrix.evaluate(&w_fr, n),
             || self.b_matrix.evaluate(&w_fr, n),
         );
-        let mut c: Vec<Fr> = a
+        let c: Vec<Fr> = a
             .par_iter()
             .zip(b.par_iter())
             .map(|(x, y)| *x * y)
@@ -319,31 +319,13 @@ impl PreparedKey {
         drop(w_fr);
         tm.build_abc = t.elapsed();
 
-        // 3. NTTs onto the odd coset, then d = a·b − c
+        // 3. NTTs onto the odd coset, then d = a·b − c (the backend keeps the vectors where
+        // it computes: a GPU does all of it on the device)
         let t = Instant::now();
         let shift = root_of_unity(2 * n).ok_or(Error::Mismatch(format!(
             "domain size {n} is too large for BN254's NTT"
         )))?;
-        let be = &*self.backend;
-        let to_coset = |v: &mut Vec<Fr>| -> Result<(), Error> {
-            be.intt(v)?;
-            be.coset_ntt(v, shift)?;
-            Ok(())
-        };
-        let (ra, (rb, rc)) = rayon::join(
-            || to_coset(&mut a),
-            || rayon::join(|| to_coset(&mut b), || to_coset(&mut c)),
-        );
-        ra?;
-        rb?;
-        rc?;
-        let d: Vec<ScalarRepr> = a
-            .par_iter()
-            .zip(b.par_iter())
-            .zip(c.par_iter())
-            .map(|((x, y), z)| (*x * y - z).into_bigint())
-            .collect();
-        drop((a, b, c));
+        let d: Vec<ScalarRepr> = self.backend.quotient(a, b, c, shift)?;
         tm.ntt = t.elapsed();
 
         // 4. MSMs
@@ -425,9 +407,16 @@ pub struct KeyCache {
     precompute: Precompute,
     max_keys: usize,
     entries: Mutex<Vec<(PathBuf, FileStamp, Arc<PreparedKey>)>>,
+    /// Keys loaded from their files so far (a cached key costs none).
+    loads: std::sync::atomic::AtomicU64,
 }
 
 impl KeyCache {
+    /// The backend keys are prepared on.
+    pub fn backend_name(&self) -> &str {
+        self.backend.name()
+    }
+
     pub fn new(
         backend: Arc<dyn ProveBackend>,
         precompute: Precompute,
@@ -438,7 +427,13 @@ impl KeyCache {
             precompute,
             max_keys: max_keys.max(1),
             entries: Mutex::new(Vec::new()),
+            loads: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times a key was loaded from its file (each miss of the cache is one).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The prepared key for `path`, loading it if it is new or its file changed. Returns whether
@@ -460,6 +455,8 @@ impl KeyCache {
             self.backend.clone(),
             self.precompute,
         )?);
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         e.retain(|(p, _, _)| p != path);
         while e.len() >= self.max_keys {

@@ -1,17 +1,24 @@
 //! Artifact transfer for proving jobs (`docs/protocol.md`): the pool's side serves files by
 //! their SHA-256 at `GET /artifacts/<hex>`, the worker's side downloads a URL with a hard size
 //! bound. Plain HTTP/1.1 with one request per connection: all a pool needs to hand out proving
-//! keys and witnesses, without pulling a web stack into the worker.
+//! keys and witnesses.
 //!
-//! The fetcher streams the body to a caller's sink (so a 100 MB zkey never sits in memory
-//! twice), stops at the size bound instead of trusting the server, and understands
-//! `Content-Length`, chunked and read-to-close bodies. Redirects are not followed.
+//! The fetcher opens the connection itself (URL, TLS with the pool's pin) and lets hyper's
+//! HTTP/1 client read the response (hyper is in the binary already, through the API server),
+//! so framing follows the RFC rather than a hand-written parser. It streams the body to a
+//! caller's sink (so a 100 MB zkey never sits in memory twice) and stops at the size bound
+//! instead of trusting the server. Redirects are not followed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Body, Bytes};
+use hyper::client::conn::http1;
+use hyper::{Request, header};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -145,15 +152,11 @@ async fn fetch_inner(
         url: name.to_string(),
         source,
     };
-    let malformed = |reason: &str| HttpError::Malformed {
-        url: name.to_string(),
-        reason: reason.to_string(),
-    };
     let tcp = TcpStream::connect((url.host.as_str(), url.port))
         .await
         .map_err(io)?;
     let _ = tcp.set_nodelay(true);
-    let mut stream: Box<dyn Stream> = if url.tls {
+    let stream: Box<dyn Stream> = if url.tls {
         let tls_err = |reason: String| HttpError::Tls {
             url: name.to_string(),
             reason,
@@ -174,129 +177,104 @@ async fn fetch_inner(
     } else {
         format!("{}:{}", url.host, url.port)
     };
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: rigworker/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        url.path,
-        env!("CARGO_PKG_VERSION")
-    );
-    stream.write_all(req.as_bytes()).await.map_err(io)?;
-    stream.flush().await.map_err(io)?;
-    let mut r = BufReader::new(stream);
-    let head = read_head(&mut r)
+    let request = Request::get(url.path.as_str())
+        .header(header::HOST, host_header)
+        .header(
+            header::USER_AGENT,
+            concat!("rigworker/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| HttpError::BadUrl(name.to_string()))?;
+    // hyper parses the response: framing (Content-Length, chunked with its CRLFs, read to
+    // close), repeated headers and transfer codings as RFC 9112 says; the head is bounded.
+    let (mut sender, conn) = http1::Builder::new()
+        .max_buf_size(MAX_HEAD)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
-        .map_err(io)?
-        .ok_or_else(|| malformed("the response head is missing or longer than 16 KiB"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(malformed("not an HTTP/1.x status line"));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| malformed("no status code"))?;
-    if status != 200 {
-        return Err(HttpError::Status {
+        .map_err(|e| hyper_error(name, e))?;
+    let exchange = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_error(name, e))?;
+        let status = response.status().as_u16();
+        // Redirects included: following one would let a pool point the rig anywhere.
+        if status != 200 {
+            return Err(HttpError::Status {
+                url: name.to_string(),
+                status,
+            });
+        }
+        let too_large = || HttpError::TooLarge {
             url: name.to_string(),
-            status,
-        });
-    }
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    for line in lines {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
+            limit,
         };
-        let (k, v) = (k.trim(), v.trim());
-        if k.eq_ignore_ascii_case("content-length") {
-            length = Some(v.parse().map_err(|_| malformed("bad Content-Length"))?);
-        } else if k.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = v.to_ascii_lowercase().contains("chunked");
-        }
-    }
-    let too_large = || HttpError::TooLarge {
-        url: name.to_string(),
-        limit,
-    };
-    let mut sink_write = |b: &[u8]| {
-        sink(b).map_err(|source| HttpError::Sink {
-            url: name.to_string(),
-            source,
-        })
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    if chunked {
-        loop {
-            let mut size_line = String::new();
-            let n = (&mut r)
-                .take(1024)
-                .read_line(&mut size_line)
-                .await
-                .map_err(io)?;
-            if n == 0 {
-                return Err(malformed("the chunked body ended early"));
-            }
-            let hex = size_line.trim().split(';').next().unwrap_or_default();
-            let size = u64::from_str_radix(hex, 16).map_err(|_| malformed("bad chunk size"))?;
-            if size == 0 {
-                break;
-            }
-            if total.saturating_add(size) > limit {
-                return Err(too_large());
-            }
-            copy_exact(&mut r, size, &mut buf, &mut sink_write)
-                .await
-                .map_err(|e| e.unwrap_or_else(|| malformed("the chunked body ended early")))?;
-            total += size;
-            let mut crlf = [0u8; 2];
-            r.read_exact(&mut crlf).await.map_err(io)?;
-        }
-    } else if let Some(len) = length {
-        if len > limit {
+        let mut body = response.into_body();
+        // A Content-Length over the bound fails before any byte is read.
+        if body.size_hint().lower() > limit {
             return Err(too_large());
         }
-        copy_exact(&mut r, len, &mut buf, &mut sink_write)
-            .await
-            .map_err(|e| {
-                e.unwrap_or_else(|| malformed("the body is shorter than Content-Length"))
-            })?;
-        total = len;
-    } else {
-        loop {
-            let n = r.read(&mut buf).await.map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| hyper_error(name, e))?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            total = total.saturating_add(data.len() as u64);
             if total > limit {
                 return Err(too_large());
             }
-            sink_write(&buf[..n])?;
+            sink(&data).map_err(|source| HttpError::Sink {
+                url: name.to_string(),
+                source,
+            })?;
         }
+        Ok(total)
+    };
+    // The connection future does the socket work for the exchange: both are driven here, so
+    // nothing outlives this call.
+    let mut conn = std::pin::pin!(conn);
+    let mut exchange = std::pin::pin!(exchange);
+    tokio::select! {
+        r = &mut exchange => r,
+        c = &mut conn => match c {
+            Ok(()) => exchange.await,
+            Err(e) => Err(hyper_error(name, e)),
+        },
     }
-    Ok(total)
 }
 
-/// Copies exactly `n` bytes; `Err(None)` when the stream ends first.
-async fn copy_exact<R: AsyncRead + Unpin>(
-    r: &mut R,
-    mut n: u64,
-    buf: &mut [u8],
-    sink: &mut impl FnMut(&[u8]) -> Result<(), HttpError>,
-) -> Result<(), Option<HttpError>> {
-    while n > 0 {
-        let want = n.min(buf.len() as u64) as usize;
-        let got = r.read(&mut buf[..want]).await.map_err(|_| None)?;
-        if got == 0 {
-            return Err(None);
-        }
-        sink(&buf[..got]).map_err(Some)?;
-        n -= got as u64;
+/// hyper's error as ours: the network failing under us is I/O; everything else (a response
+/// that is not HTTP/1.x, bad framing, a body that ends early) is a malformed response.
+fn hyper_error(url: &str, e: hyper::Error) -> HttpError {
+    use std::error::Error as _;
+    let io = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .filter(|io| {
+            // hyper reports bad framing as I/O errors too (InvalidInput, UnexpectedEof...):
+            // only these are the network's doing.
+            use std::io::ErrorKind::*;
+            matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | TimedOut
+            )
+        });
+    match io {
+        Some(io) => HttpError::Io {
+            url: url.to_string(),
+            source: std::io::Error::new(io.kind(), io.to_string()),
+        },
+        None => HttpError::Malformed {
+            url: url.to_string(),
+            reason: match e.source() {
+                Some(s) => format!("{e}: {s}"),
+                None => e.to_string(),
+            },
+        },
     }
-    Ok(())
 }
 
 /// Reads up to the blank line that ends an HTTP head; `None` when the peer closes first or
@@ -503,6 +481,38 @@ mod tests {
             }
         });
         format!("http://127.0.0.1:{port}/x")
+    }
+
+    /// Framings the hand-written parser got wrong: the CRLF that ends each chunk is checked,
+    /// a repeated Content-Length counts once when identical and is an error otherwise, and
+    /// `gzip, chunked` is framed by its final coding, chunked.
+    #[tokio::test]
+    async fn framing_follows_http_1_1() {
+        let u = canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").await;
+        assert_eq!(fetch_all(&u, 100).await.unwrap(), b"abcde");
+        let u = canned(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY2\r\nde\r\n0\r\n\r\n",
+        )
+        .await;
+        let e = fetch_all(&u, 100).await;
+        assert!(matches!(e, Err(HttpError::Malformed { .. })), "{e:?}");
+        let u =
+            canned(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello").await;
+        assert_eq!(fetch_all(&u, 100).await.unwrap(), b"hello");
+        let u = canned(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+            .await;
+        let e = fetch_all(&u, 100).await;
+        assert!(matches!(e, Err(HttpError::Malformed { .. })), "{e:?}");
+        let u = canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n").await;
+        assert_eq!(fetch_all(&u, 100).await.unwrap(), b"abcd");
+        // A length over the bound is refused before the body is read.
+        let u = canned(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nabc").await;
+        let e = fetch_all(&u, 100).await;
+        assert!(matches!(e, Err(HttpError::TooLarge { .. })), "{e:?}");
+        // So is a chunked body that grows past it.
+        let u = canned(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n40\r\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n0\r\n\r\n").await;
+        let e = fetch_all(&u, 100).await;
+        assert!(matches!(e, Err(HttpError::TooLarge { .. })), "{e:?}");
     }
 
     #[tokio::test]

@@ -5,18 +5,23 @@
 //! - [`message`]: JSON-RPC lines to typed requests/notifications, with explicit errors.
 //! - [`connection`]: whole lines in and out, bounded line length, any transport.
 //! - [`transport`]: pool URLs, TCP / TLS (rustls) / WebSocket connects.
-//! - [`client`]: the long-lived session: handshake, jobs, submits, keepalive, failover.
+//! - [`client`]: the long-lived Stratum V1 session: handshake, jobs, submits, keepalive.
+//! - [`failover`]: which pool next and when (failures, backoff, pin, reconnect requests,
+//!   reload), protocol-free so a Stratum V2 session can share it.
+//! - [`untrusted`]: text from a peer escaped before it reaches a log.
 //! - [`proving`]: the proving-job extension (`prover.*`, `docs/protocol.md`).
 //! - [`http`]: artifact transfer for proving jobs (the pool serves, the worker fetches).
 //! - [`server`]: the built-in pool used by `rigworker pool`, tests and benches.
 
 pub mod client;
 pub mod connection;
+pub mod failover;
 pub mod http;
 pub mod message;
 pub mod proving;
 pub mod server;
 pub mod transport;
+pub mod untrusted;
 pub mod work;
 
 pub use client::{

@@ -151,6 +151,9 @@ pub struct ServerConfig {
     pub garbage_lines: bool,
     /// Proving jobs from a folder of circuits and witnesses (`docs/protocol.md`).
     pub proving: Option<ProvingConfig>,
+    /// Worker names counted in [`ServerStats::workers`] at most; beyond, the least recently
+    /// active name's counts are dropped (the totals keep them).
+    pub max_worker_stats: usize,
 }
 
 impl Default for ServerConfig {
@@ -173,6 +176,7 @@ impl Default for ServerConfig {
             login_timeout: Duration::from_secs(60),
             garbage_lines: false,
             proving: None,
+            max_worker_stats: 4096,
         }
     }
 }

@@ -126,8 +126,8 @@ pub struct TlsOptions {
     /// SHA-256 of the server's leaf certificate (DER). When set, the chain is not checked
     /// against roots (self-signed pool certificates work) but the pin must match exactly.
     pub fingerprint: Option<[u8; 32]>,
-    /// Accept any certificate. Only for testing: the connection is encrypted but not
-    /// authenticated.
+    /// Accept any certificate when no `fingerprint` is given. Only for testing: the
+    /// connection is encrypted but not authenticated.
     pub insecure: bool,
     /// Extra trusted roots (DER) in addition to the system's.
     pub extra_roots: Vec<Vec<u8>>,
@@ -164,11 +164,9 @@ pub fn client_tls_config(opts: &TlsOptions) -> Result<ClientConfig, ConnectError
         .map_err(|e| ConnectError::TlsConfig(e.to_string()))?;
     if opts.insecure || opts.fingerprint.is_some() {
         let verifier = PinnedVerifier {
-            pin: if opts.insecure {
-                None
-            } else {
-                opts.fingerprint
-            },
+            // A pin is always checked: `insecure` only stands in for a missing one, it never
+            // silently drops it.
+            pin: opts.fingerprint,
             provider: provider(),
         };
         return Ok(builder

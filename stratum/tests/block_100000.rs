@@ -1,6 +1,7 @@
-//! Real mainnet block 100000 cut into a Stratum job (../shared/vectors/block-100000.json):
-//! the work model must rebuild the real coinbase, merkle root, header and block hash from the
-//! notify fields exactly as a pool sends them, and produce the submit a pool expects.
+//! Real mainnet block 100000 cut into a Stratum job (`tests/data/block-100000.json`, a copy of
+//! the shared vector): the work model must rebuild the real coinbase, merkle root, header and
+//! block hash from the notify fields exactly as a pool sends them, and produce the submit a
+//! pool expects.
 
 use serde_json::Value;
 use stratum::message::{Incoming, PoolMessage, SubscribeResult};
@@ -9,17 +10,9 @@ use stratum::work::{
 };
 
 fn vector() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/block-100000.json"
-    );
-    let alt = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/block-100000.json"
-    );
-    let text = std::fs::read_to_string(path)
-        .or_else(|_| std::fs::read_to_string(alt))
-        .expect("block-100000 vector");
+    // Kept inside the repository so the test passes on any fresh clone.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/block-100000.json");
+    let text = std::fs::read_to_string(path).expect("block-100000 vector");
     serde_json::from_str(&text).expect("vector JSON")
 }
 

@@ -394,6 +394,40 @@ async fn every_rejection_reason() {
     pool.shutdown().await;
 }
 
+/// Worker names come from miners: the pool counts at most `max_worker_stats` of them, and
+/// drops the least recently active first (the totals keep every share).
+#[tokio::test]
+async fn per_worker_stats_are_bounded() {
+    let pool = pool(ServerConfig {
+        max_worker_stats: 3,
+        ..config()
+    })
+    .await;
+    let mut names = Vec::new();
+    for i in 0..8 {
+        // A new connection (and name) each time, as a pool sees reconnecting rigs.
+        let name = format!("rig{i}");
+        let mut m = Miner::tcp(&pool).await;
+        let w = m.handshake(&name).await;
+        m.submit_ok(&name, &good_share(&w, 1)).await;
+        names.push((name, m, w));
+        // rig0 stays active: it must survive the pruning.
+        let (n0, m0, w0) = &mut names[0];
+        if i > 0 {
+            // A duplicate (or, after a new block, stale): rejected, counted for rig0.
+            let (result, _) = m0.submit(n0, &good_share(w0, 1)).await;
+            assert_ne!(result, json!(true));
+        }
+    }
+    let s = wait_stats(&pool, "every share", |s| s.total.accepted == 8).await;
+    assert_eq!(s.total.rejected_total(), 7);
+    assert!(s.workers.len() <= 3, "{:?}", s.workers.keys());
+    assert!(s.workers.contains_key("rig0"), "{:?}", s.workers.keys());
+    assert!(s.workers.contains_key("rig7"), "{:?}", s.workers.keys());
+    assert_eq!(s.workers_pruned, 5);
+    pool.shutdown().await;
+}
+
 #[tokio::test]
 async fn stale_after_new_block_but_not_after_new_job() {
     let pool = pool(config()).await;
@@ -774,9 +808,16 @@ async fn wrong_tls_pin_is_refused() {
         ..Default::default()
     };
     assert!(connect(&pool.url(), &tls, WAIT).await.is_err());
+    // `insecure` never silently drops a pin: the wrong pin still refuses the pool.
+    let tls = TlsOptions {
+        fingerprint: Some([0; 32]),
+        insecure: true,
+        ..Default::default()
+    };
+    assert!(connect(&pool.url(), &tls, WAIT).await.is_err());
     // the pool is unaffected
-    let s = wait_stats(&pool, "the failed handshake to end", |s| {
-        s.connections == 0 && s.connections_total == 1
+    let s = wait_stats(&pool, "the failed handshakes to end", |s| {
+        s.connections == 0 && s.connections_total == 2
     })
     .await;
     assert_eq!(s.total.accepted, 0);

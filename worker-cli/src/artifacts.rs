@@ -2,6 +2,10 @@
 //! HTTP"): files named by their SHA-256 in one folder, bounded in total size (least recently
 //! used first out), written under a temporary name and renamed only once the hash matched, and
 //! never fetched twice — concurrent requests for one key wait for the one download.
+//!
+//! The LRU order is the files' access time, set explicitly on each use; the modification time
+//! is left alone, so the prover's key cache (which reloads a key whose file changed) keeps a
+//! cached key loaded across jobs. [`ArtifactHosts`] says which hosts artifacts may come from.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -34,6 +38,11 @@ pub enum ArtifactError {
         expected: ArtifactId,
         got: ArtifactId,
     },
+    #[error(
+        "artifact host {host} is not the pool's host {pool_host}: not fetched (allow it with \
+         --proving-artifact-hosts)"
+    )]
+    HostNotAllowed { host: String, pool_host: String },
     #[error("artifact {id} is {size} bytes, more than the cache's {limit}-byte bound")]
     TooLarge {
         id: ArtifactId,
@@ -54,7 +63,8 @@ pub struct ArtifactCache {
     dir: PathBuf,
     max_bytes: u64,
     tls: TlsOptions,
-    /// One lock per artifact being fetched, so a second request waits instead of re-fetching.
+    /// One lock per artifact being fetched, so a second request waits instead of re-fetching;
+    /// an entry lives only while some request holds or waits for it.
     fetching: Mutex<HashMap<ArtifactId, Arc<tokio::sync::Mutex<()>>>>,
     /// Files whose content this process has hashed (a cached file is checked once per run).
     verified: Mutex<HashSet<ArtifactId>>,
@@ -103,6 +113,14 @@ impl ArtifactCache {
         self.dir.join(format!("{id}.zkey"))
     }
 
+    /// Artifacts with a request in progress (each has one entry in the lock map).
+    pub fn requests_in_progress(&self) -> usize {
+        self.fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     /// The cached file for `id`, downloading it from `url` first if needed.
     pub async fn get(
         &self,
@@ -117,21 +135,28 @@ impl ArtifactCache {
                 limit: self.max_bytes,
             });
         }
-        let lock = {
-            let mut m = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
-            m.entry(id).or_default().clone()
+        // Removes the map entry when the last request for this artifact ends, however it ends
+        // (an error, or a caller that gave up waiting: a job past its deadline).
+        let entry = LockEntry {
+            map: &self.fetching,
+            id,
+            lock: {
+                let mut m = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+                m.entry(id).or_default().clone()
+            },
         };
-        let _guard = lock.lock().await;
+        let _guard = entry.lock.lock().await;
         let path = self.path_of(&id);
         if path.exists() {
             if self.check_cached(&id, &path).await? {
-                touch(&path);
+                mark_used(&path);
                 return Ok(path);
             }
             tracing::warn!(%id, "cached proving key does not match its hash: fetching it again");
             let _ = std::fs::remove_file(&path);
         }
         self.download(id, url, &path).await?;
+        mark_used(&path);
         self.evict(&id);
         Ok(path)
     }
@@ -176,6 +201,8 @@ impl ArtifactCache {
             self.downloads.load(Ordering::Relaxed)
         ));
         let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        // A download abandoned half-way (its job's deadline passed) leaves no partial file.
+        let mut part = PartFile(Some(tmp.clone()));
         let mut hasher = sha2::Sha256::new();
         self.downloads.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
@@ -195,6 +222,7 @@ impl ArtifactCache {
         match result {
             Ok(n) => {
                 std::fs::rename(&tmp, path).map_err(io_err(path))?;
+                part.0 = None;
                 self.verified
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -202,10 +230,7 @@ impl ArtifactCache {
                 tracing::info!(%id, bytes = n, secs = started.elapsed().as_secs_f64(), "fetched proving key");
                 Ok(())
             }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -219,7 +244,8 @@ impl ArtifactCache {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".zkey"))
             .filter_map(|e| {
                 let m = e.metadata().ok()?;
-                Some((m.modified().ok()?, m.len(), e.path()))
+                let used = m.accessed().or_else(|_| m.modified()).ok()?;
+                Some((used, m.len(), e.path()))
             })
             .collect();
         let mut total: u64 = files.iter().map(|f| f.1).sum();
@@ -238,6 +264,15 @@ impl ArtifactCache {
             if std::fs::remove_file(&path).is_ok() {
                 tracing::info!(path = %path.display(), "proving-key cache full: removed the least recently used key");
                 total -= len;
+                let id = path
+                    .file_stem()
+                    .and_then(|s| ArtifactId::from_hex(&s.to_string_lossy()));
+                if let Some(id) = id {
+                    self.verified
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                }
             }
         }
     }
@@ -284,10 +319,96 @@ fn hash_file(path: &Path) -> std::io::Result<ArtifactId> {
     Ok(ArtifactId(h.finalize().into()))
 }
 
-/// Marks a file as just used, for the LRU order.
-fn touch(path: &Path) {
-    if let Ok(f) = std::fs::File::options().append(true).open(path) {
-        let _ = f.set_modified(SystemTime::now());
+/// Marks a file as just used, for the LRU order: its access time only. (Setting the
+/// modification time made the prover's key cache see a changed file and reload the key on
+/// every job.)
+fn mark_used(path: &Path) {
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.set_times(std::fs::FileTimes::new().set_accessed(SystemTime::now()));
+    }
+}
+
+/// One request's share of the per-artifact lock map; the last one out removes the entry.
+struct LockEntry<'a> {
+    map: &'a Mutex<HashMap<ArtifactId, Arc<tokio::sync::Mutex<()>>>>,
+    id: ArtifactId,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for LockEntry<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // Clones are only made under the map's lock: two references (the map's and ours)
+        // mean nobody else holds or waits for this artifact.
+        if m.get(&self.id).is_some_and(|l| Arc::ptr_eq(l, &self.lock))
+            && Arc::strong_count(&self.lock) == 2
+        {
+            m.remove(&self.id);
+        }
+    }
+}
+
+/// A partial download's file, removed on drop unless it was renamed into place.
+struct PartFile(Option<PathBuf>);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The hosts artifacts may be fetched from: the pool's own (the host the worker connected
+/// to) and those the operator allowed with `--proving-artifact-hosts` (`*`: any).
+#[derive(Clone, Debug, Default)]
+pub struct ArtifactHosts {
+    extra: Vec<String>,
+    any: bool,
+}
+
+impl ArtifactHosts {
+    pub fn new(allowed: &[String]) -> ArtifactHosts {
+        let extra: Vec<String> = allowed
+            .iter()
+            .map(|h| normalize_host(h))
+            .filter(|h| !h.is_empty())
+            .collect();
+        ArtifactHosts {
+            any: extra.iter().any(|h| h == "*"),
+            extra,
+        }
+    }
+
+    /// Refuses `url` unless its host is the pool's or an allowed one.
+    pub fn check(&self, url: &HttpUrl, pool_host: &str) -> Result<(), ArtifactError> {
+        let host = normalize_host(&url.host);
+        if self.any || same_host(&host, &normalize_host(pool_host)) {
+            return Ok(());
+        }
+        if self.extra.iter().any(|h| same_host(&host, h)) {
+            return Ok(());
+        }
+        Err(ArtifactError::HostNotAllowed {
+            host: url.host.clone(),
+            pool_host: pool_host.to_string(),
+        })
+    }
+}
+
+fn normalize_host(h: &str) -> String {
+    let h = h.trim();
+    let h = h
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(h);
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    match (a.parse::<std::net::IpAddr>(), b.parse::<std::net::IpAddr>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
     }
 }
 
@@ -337,8 +458,15 @@ mod tests {
         );
         assert_eq!(a.unwrap(), b.unwrap());
         assert_eq!(cache.downloads(), 1);
+        // A hit leaves the file's modification time alone (the prover's key cache takes a new
+        // one for a changed file and would load the key again).
+        let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        let p0 = dir.join(format!("{}.zkey", ids[0]));
+        let before = mtime(&p0);
+        std::thread::sleep(Duration::from_millis(20));
         cache.get(ids[0], &url(&ids[0]), None).await.unwrap();
         assert_eq!(cache.downloads(), 1);
+        assert_eq!(mtime(&p0), before, "a cache hit changed the file's mtime");
         // A URL that serves other bytes than the announced hash is rejected, nothing kept.
         let e = cache.get(ids[1], &url(&ids[2]), None).await;
         assert!(
@@ -363,7 +491,115 @@ mod tests {
         let p = fresh.get(ids[2], &url(&ids[2]), None).await.unwrap();
         assert_eq!(std::fs::read(p).unwrap(), vec![2u8; 1000]);
         assert_eq!(fresh.downloads(), 1);
+        // The per-artifact locks went with their requests, failed ones included.
+        assert_eq!(cache.requests_in_progress(), 0);
+        assert_eq!(fresh.requests_in_progress(), 0);
         let _ = std::fs::remove_dir_all(&src);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A server that answers the head of a large body and then nothing.
+    async fn stalling_server() -> (u16, Arc<AtomicU64>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let conns = Arc::new(AtomicU64::new(0));
+        let c = conns.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = l.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nabc")
+                        .await;
+                    // Hold the connection until the worker closes it.
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (port, conns)
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_download_leaves_no_partial_file_and_no_lock() {
+        let (port, conns) = stalling_server().await;
+        let dir = tmpdir("abandon");
+        let cache = ArtifactCache::new(dir.clone(), 1 << 30, TlsOptions::default()).unwrap();
+        let id = ArtifactId([9; 32]);
+        let url = HttpUrl::parse(&format!("http://127.0.0.1:{port}/a"), "127.0.0.1").unwrap();
+        // The caller gives up (as a job does when its deadline passes) once the download runs.
+        let got = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::select! {
+                r = cache.get(id, &url, None) => Some(r),
+                _ = async {
+                    while conns.load(Ordering::SeqCst) == 0
+                        || std::fs::read_dir(&dir).unwrap().count() == 0
+                    {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                } => None,
+            }
+        })
+        .await
+        .expect("the download started");
+        assert!(got.is_none(), "the stalled download finished: {got:?}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        assert_eq!(cache.requests_in_progress(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn artifacts_come_from_the_pool_s_host_or_an_allowed_one() {
+        let url = |u: &str| HttpUrl::parse(u, "pool.example").unwrap();
+        let none = ArtifactHosts::new(&[]);
+        assert!(
+            none.check(&url("http://pool.example:81/a"), "pool.example")
+                .is_ok()
+        );
+        assert!(
+            none.check(&url("http://POOL.example.:81/a"), "pool.example")
+                .is_ok()
+        );
+        // An unspecified host means the pool's own.
+        assert!(
+            none.check(&url("http://0.0.0.0:81/a"), "pool.example")
+                .is_ok()
+        );
+        assert!(
+            none.check(&url("http://[::1]:81/a"), "0:0:0:0:0:0:0:1")
+                .is_ok()
+        );
+        for bad in [
+            "http://192.168.1.1/admin",
+            "http://127.0.0.1:81/a",
+            "https://cdn.example/a",
+            "http://pool.example.evil/a",
+        ] {
+            let e = none.check(&url(bad), "pool.example").unwrap_err();
+            assert!(matches!(e, ArtifactError::HostNotAllowed { .. }), "{bad}");
+            assert!(e.to_string().contains("--proving-artifact-hosts"), "{e}");
+        }
+        let some = ArtifactHosts::new(&["cdn.example".into(), "[::1]".into()]);
+        assert!(
+            some.check(&url("https://CDN.example/a"), "pool.example")
+                .is_ok()
+        );
+        assert!(some.check(&url("http://[::1]:9/a"), "pool.example").is_ok());
+        assert!(
+            some.check(&url("http://10.0.0.1/a"), "pool.example")
+                .is_err()
+        );
+        let any = ArtifactHosts::new(&["*".into()]);
+        assert!(any.check(&url("http://10.0.0.1/a"), "pool.example").is_ok());
     }
 }

@@ -5,13 +5,24 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::secret::Secret;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rigworker",
     version,
-    about = "Headless SHA-256d mining worker for CPU and GPU rigs",
+    about = "Headless mining and proving worker: SHA-256d on CPU, GPU (CUDA, OpenCL, WebGPU) and \
+             FPGA/USB-ASIC boards, and Groth16/BN254 proofs of circom circuits, over Stratum",
+    long_about = "Headless mining and proving worker for rigs.\n\n\
+        Mining: SHA-256d block-header search (Stratum V1 over TCP, TLS or WebSocket, with \
+        failover pools) on CPU (SHA-NI, AVX-512, AVX2), CUDA, OpenCL and WebGPU devices, and on \
+        Icarus-protocol FPGA boards and USB ASIC sticks.\n\n\
+        Proving: Groth16 proofs over BN254 of circom circuits (snarkjs .zkey/.wtns), made alone \
+        (`rigworker prove`) or as proving jobs from the pool while mining (`rigworker mine \
+        --prove`).\n\n\
+        With no pool given, `rigworker mine` mines against the built-in pool on loopback.",
     propagate_version = true
 )]
 pub struct Cli {
@@ -23,6 +34,73 @@ pub struct Cli {
     pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Parses a command line as `rigworker` does: clap, then, for `mine`, which pool each
+/// per-pool TLS flag belongs to (the -o it follows).
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let (Command::Mine(a), Some(("mine", m))) = (&mut cli.command, matches.subcommand()) {
+        a.tls_fingerprint_pools = pools_of_flag(m, "tls_fingerprint");
+        a.tls_insecure_pools = pools_of_flag(m, "tls_insecure");
+    }
+    Ok(cli)
+}
+
+/// [`parse_from`] on the process's arguments; prints the error (or help) and exits on failure.
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// For each value of flag `id`, the index of the -o value given before it on the command line
+/// (0 when none was, or when the value came from the environment).
+fn pools_of_flag(m: &clap::ArgMatches, id: &str) -> Vec<usize> {
+    let Some(flag) = m.indices_of(id) else {
+        return Vec::new();
+    };
+    let from_env = m.value_source(id) != Some(clap::parser::ValueSource::CommandLine);
+    let urls: Vec<usize> = match m.value_source("urls") {
+        Some(clap::parser::ValueSource::CommandLine) => m
+            .indices_of("urls")
+            .map(Iterator::collect)
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    flag.map(|at| {
+        if from_env {
+            return 0;
+        }
+        urls.iter().filter(|u| **u < at).count().saturating_sub(1)
+    })
+    .collect()
+}
+
+impl MineArgs {
+    /// The TLS flags given for pool `index`: its fingerprint and its insecure switch (`None`:
+    /// not given for it).
+    pub fn tls_flags_for(&self, index: usize) -> (Option<&str>, Option<bool>) {
+        let pool_of = |placed: &[usize], i: usize| placed.get(i).copied().unwrap_or(0);
+        let fingerprint = self
+            .tls_fingerprint
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pool_of(&self.tls_fingerprint_pools, *i) == index)
+            .map(|(_, f)| f.as_str())
+            .next_back();
+        let insecure = self
+            .tls_insecure
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pool_of(&self.tls_insecure_pools, *i) == index)
+            .map(|(_, b)| *b)
+            .next_back();
+        (fingerprint, insecure)
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -143,13 +221,33 @@ pub struct MineArgs {
         env = "RIGWORKER_PASS",
         hide_env_values = true
     )]
-    pub passwords: Vec<String>,
-    /// SHA-256 fingerprint of the pool's TLS certificate (hex): pins it, self-signed allowed.
-    #[arg(long, env = "RIGWORKER_TLS_FINGERPRINT")]
-    pub tls_fingerprint: Option<String>,
-    /// Accept any TLS certificate (encrypted, not authenticated). For testing only.
-    #[arg(long, env = "RIGWORKER_TLS_INSECURE")]
-    pub tls_insecure: bool,
+    pub passwords: Vec<Secret>,
+    /// SHA-256 fingerprint of a pool's TLS certificate (hex): pins it, self-signed allowed.
+    /// Applies to the -o it follows (given before any -o, or in the environment: to the first
+    /// pool).
+    #[arg(long, env = "RIGWORKER_TLS_FINGERPRINT", action = clap::ArgAction::Append)]
+    pub tls_fingerprint: Vec<String>,
+    /// Accept any TLS certificate (encrypted, not authenticated) from the pool of the -o it
+    /// follows (given before any -o, or in the environment: the first pool). For testing only:
+    /// logs a warning, and is refused together with a --tls-fingerprint for the same pool.
+    #[arg(
+        long,
+        env = "RIGWORKER_TLS_INSECURE",
+        action = clap::ArgAction::Append,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub tls_insecure: Vec<bool>,
+    /// The pool (index of its -o) each `tls_fingerprint` value belongs to, from where the
+    /// flag stood on the command line ([`parse_from`]); a value without one: the first pool.
+    #[arg(skip)]
+    pub tls_fingerprint_pools: Vec<usize>,
+    /// The same for each `tls_insecure` value.
+    #[arg(skip)]
+    pub tls_insecure_pools: Vec<usize>,
     /// TOML config file (every flag has a key of the same name, with underscores).
     #[arg(short = 'c', long, env = "RIGWORKER_CONFIG")]
     pub config: Option<PathBuf>,
@@ -161,7 +259,7 @@ pub struct MineArgs {
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long, env = "RIGWORKER_DURATION")]
     pub duration: Option<f64>,
-    /// Seconds of pool silence after which the connection is considered dead.
+    /// Seconds of pool silence after which the connection is considered dead; 0 turns it off.
     #[arg(long, env = "RIGWORKER_KEEPALIVE")]
     pub keepalive: Option<u64>,
     /// While on a backup pool, seconds between checks whether the first pool is back.
@@ -198,7 +296,7 @@ pub struct MineArgs {
     /// Bearer token for the API's control requests (pause, resume, pool switch, reload);
     /// without one they are refused. Never logged.
     #[arg(long, env = "RIGWORKER_HTTP_TOKEN", hide_env_values = true)]
-    pub http_token: Option<String>,
+    pub http_token: Option<Secret>,
     #[command(flatten)]
     pub proving: MineProvingArgs,
 }
@@ -222,9 +320,26 @@ pub struct MineProvingArgs {
     /// Precompute MSM tables for each proving key (more memory, faster repeated proofs).
     #[arg(long, env = "RIGWORKER_PROVE_PRECOMPUTE")]
     pub prove_precompute: bool,
+    /// Where proofs run: cpu, cuda, opencl or wgpu (default: cpu). An operation that fails
+    /// on the device runs on the CPU instead (logged, counted in the API and metrics).
+    #[arg(long, env = "RIGWORKER_PROVE_BACKEND", default_value = "cpu")]
+    pub prove_backend: String,
+    /// The device of --prove-backend that proves (its index in `rigworker devices`).
+    #[arg(long, env = "RIGWORKER_PROVE_DEVICE", default_value_t = 0)]
+    pub prove_device: usize,
     /// Do not verify our own proofs before submitting them (on by default).
     #[arg(long, env = "RIGWORKER_NO_VERIFY_PROOFS")]
     pub no_verify_proofs: bool,
+    /// Hosts besides the pool's own that proving keys and witnesses may be fetched from,
+    /// comma-separated (`*`: any). By default only the host the worker connected to, so a
+    /// pool cannot make the rig send requests into its network.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "RIGWORKER_PROVING_ARTIFACT_HOSTS",
+        value_name = "HOSTS"
+    )]
+    pub proving_artifact_hosts: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -347,9 +462,13 @@ pub struct ProveArgs {
     /// Write the public signals here (snarkjs public.json format).
     #[arg(long)]
     pub public: Option<PathBuf>,
-    /// Proving backend (compiled in: cpu).
+    /// Where the MSMs and NTTs run: cpu, cuda, opencl or wgpu. A GPU falls back to the CPU
+    /// for an operation that fails on the device (logged and counted).
     #[arg(long, default_value = "cpu", env = "RIGWORKER_PROVE_BACKEND")]
     pub backend: String,
+    /// The device of that backend to prove on (its index in `rigworker devices`).
+    #[arg(long, default_value_t = 0, env = "RIGWORKER_PROVE_DEVICE")]
+    pub devices: usize,
     /// Do not verify the proof before writing it (verification is on by default).
     #[arg(long)]
     pub no_verify: bool,

@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::cli::{DeviceArgs, LogFormat, MineArgs, PoolArgs};
+use crate::secret::Secret;
 
 #[derive(Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +51,7 @@ pub struct FileConfig {
     pub watchdog: Option<f64>,
     pub watchdog_rebuilds: Option<u32>,
     pub http: Option<String>,
-    pub http_token: Option<String>,
+    pub http_token: Option<Secret>,
     pub log_format: Option<LogFormat>,
     pub prove: Option<bool>,
     pub proving_dir: Option<String>,
@@ -58,6 +59,7 @@ pub struct FileConfig {
     pub proving_cache_mb: Option<u64>,
     pub prove_precompute: Option<bool>,
     pub no_verify_proofs: Option<bool>,
+    pub proving_artifact_hosts: Option<Vec<String>>,
     pub proving_interval: Option<f64>,
     // `rigworker pool`
     pub listen: Option<String>,
@@ -75,7 +77,7 @@ pub struct FileConfig {
 pub struct FilePool {
     pub url: String,
     pub user: Option<String>,
-    pub pass: Option<String>,
+    pub pass: Option<Secret>,
     pub tls_fingerprint: Option<String>,
     pub tls_insecure: Option<bool>,
 }
@@ -84,7 +86,7 @@ impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+        parse(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
     }
 
     /// The file at `path`, or an empty config when no file is given.
@@ -93,12 +95,61 @@ impl FileConfig {
     }
 }
 
+/// Parses a config file's text; the error never quotes the file (see [`toml_error`]).
+pub fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    toml::from_str(text).map_err(|e| toml_error(text, &e))
+}
+
+/// A TOML error as `line L, column C: MESSAGE`, without the excerpt of the file that toml's
+/// own message quotes (the offending line may hold a password or token) and with the values
+/// the message quotes redacted; key names (`unknown field `pasword``) stay.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = redact_quoted(e.message().trim());
+    match e.span() {
+        Some(span) => {
+            let start = span.start.min(text.len());
+            let before = text.get(..start).unwrap_or("");
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// Replaces what a message quotes between `"` with `…`, and between backticks unless it reads
+/// as a key name or punctuation.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`']) {
+        let q = rest[i..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=i]);
+        let after = &rest[i + 1..];
+        let Some(j) = after.find(q) else {
+            // An unclosed quote: drop what follows it.
+            out.push('…');
+            return out;
+        };
+        let inner = &after[..j];
+        let harmless = q == '`'
+            && !inner.is_empty()
+            && (inner.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                || inner.chars().all(|c| c.is_ascii_punctuation()));
+        out.push_str(if harmless { inner } else { "…" });
+        out.push(q);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A pool after merging flags, environment and file.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PoolEntry {
     pub url: String,
     pub user: String,
-    pub pass: String,
+    pub pass: Secret,
     pub tls_fingerprint: Option<String>,
     pub tls_insecure: bool,
 }
@@ -132,52 +183,70 @@ pub fn merge_mine(mut args: MineArgs, file: &FileConfig) -> Result<(MineArgs, Ve
     pr.proving_cache_mb = pr.proving_cache_mb.or(file.proving_cache_mb);
     pr.prove_precompute |= file.prove_precompute.unwrap_or(false);
     pr.no_verify_proofs |= file.no_verify_proofs.unwrap_or(false);
+    if pr.proving_artifact_hosts.is_empty() {
+        pr.proving_artifact_hosts = file.proving_artifact_hosts.clone().unwrap_or_default();
+    }
 
     let pools: Vec<PoolEntry> = if !args.urls.is_empty() {
         // xmrig convention: the k-th -u/-p belongs to the k-th -o; a single one serves all.
         args.urls
             .iter()
             .enumerate()
-            .map(|(i, url)| PoolEntry {
-                url: url.clone(),
-                user: pick(&args.users, i).unwrap_or_else(|| "rigworker".into()),
-                pass: pick(&args.passwords, i).unwrap_or_else(|| "x".into()),
-                tls_fingerprint: args.tls_fingerprint.clone(),
-                tls_insecure: args.tls_insecure,
+            .map(|(i, url)| {
+                let (fingerprint, insecure) = args.tls_flags_for(i);
+                PoolEntry {
+                    url: url.clone(),
+                    user: pick(&args.users, i).unwrap_or_else(|| "rigworker".into()),
+                    pass: pick(&args.passwords, i).unwrap_or_else(|| "x".into()),
+                    tls_fingerprint: fingerprint.map(str::to_string),
+                    tls_insecure: insecure.unwrap_or(false),
+                }
             })
             .collect()
     } else {
         // The file's pools, but what flags or the environment give wins over each pool's own
-        // keys (flags > env > file), with the same k-th-to-k-th rule as for -o.
+        // keys (flags > env > file), with the same k-th-to-k-th rule as for -o. The TLS flags
+        // belong to one pool each (the first one, with no -o to follow).
         file.pools
             .iter()
             .enumerate()
-            .map(|(i, p)| PoolEntry {
-                url: p.url.clone(),
-                user: pick(&args.users, i)
-                    .or_else(|| p.user.clone())
-                    .unwrap_or_else(|| "rigworker".into()),
-                pass: pick(&args.passwords, i)
-                    .or_else(|| p.pass.clone())
-                    .unwrap_or_else(|| "x".into()),
-                tls_fingerprint: args
-                    .tls_fingerprint
-                    .clone()
-                    .or_else(|| p.tls_fingerprint.clone()),
-                // A switch can only say "on": given, it wins; absent, the file decides.
-                tls_insecure: args.tls_insecure || p.tls_insecure.unwrap_or(false),
+            .map(|(i, p)| {
+                let (fingerprint, insecure) = args.tls_flags_for(i);
+                PoolEntry {
+                    url: p.url.clone(),
+                    user: pick(&args.users, i)
+                        .or_else(|| p.user.clone())
+                        .unwrap_or_else(|| "rigworker".into()),
+                    pass: pick(&args.passwords, i)
+                        .or_else(|| p.pass.clone())
+                        .unwrap_or_else(|| "x".into()),
+                    tls_fingerprint: fingerprint
+                        .map(str::to_string)
+                        .or_else(|| p.tls_fingerprint.clone()),
+                    tls_insecure: insecure.unwrap_or(p.tls_insecure.unwrap_or(false)),
+                }
             })
             .collect()
     };
-    for p in &pools {
+    for (i, p) in pools.iter().enumerate() {
         if p.url.trim().is_empty() {
             bail!("empty pool URL");
+        }
+        // Never let one silently override the other: a pin already accepts a self-signed
+        // certificate, and "insecure" would throw the pin away.
+        if p.tls_insecure && p.tls_fingerprint.is_some() {
+            bail!(
+                "pool {i} ({}): both --tls-insecure and --tls-fingerprint (or tls_insecure and \
+                 tls_fingerprint in the config file) apply to it; a pinned certificate needs no \
+                 --tls-insecure: drop one of them",
+                p.url
+            );
         }
     }
     Ok((args, pools))
 }
 
-fn pick(v: &[String], i: usize) -> Option<String> {
+fn pick<T: Clone>(v: &[T], i: usize) -> Option<T> {
     v.get(i).or(v.last()).cloned()
 }
 
@@ -229,14 +298,13 @@ pub fn merge_pool(mut args: PoolArgs, file: &FileConfig) -> PoolArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use crate::cli::Command;
 
     fn mine_args(flags: &[&str]) -> MineArgs {
         let argv = ["rigworker", "mine"]
             .into_iter()
             .chain(flags.iter().copied());
-        match Cli::try_parse_from(argv).unwrap().command {
+        match crate::cli::parse_from(argv).unwrap().command {
             Command::Mine(a) => a,
             other => panic!("not mine: {other:?}"),
         }
@@ -260,14 +328,15 @@ mod tests {
         // Nothing on the command line: the file decides.
         let (_, pools) = merge_mine(mine_args(&[]), &file).unwrap();
         assert_eq!(pools[0].user, "file.a");
-        assert_eq!(pools[0].pass, "file-pass-a");
+        assert_eq!(pools[0].pass.expose(), "file-pass-a");
         assert_eq!(pools[0].tls_fingerprint.as_deref(), Some("aa"));
         assert!(!pools[0].tls_insecure);
         assert_eq!(
-            (pools[1].user.as_str(), pools[1].pass.as_str()),
+            (pools[1].user.as_str(), pools[1].pass.expose()),
             ("file.b", "x")
         );
-        // One flag of each kind serves every file pool and wins over its keys.
+        // One -u/-p serves every file pool and wins over its keys; a TLS flag belongs to one
+        // pool (with no -o: the first) and wins over that pool's key.
         let flags = [
             "-u",
             "flag.user",
@@ -275,23 +344,109 @@ mod tests {
             "flag-pass",
             "--tls-fingerprint",
             "bb",
-            "--tls-insecure",
         ];
         let (_, pools) = merge_mine(mine_args(&flags), &file).unwrap();
         for p in &pools {
             assert_eq!(p.user, "flag.user");
-            assert_eq!(p.pass, "flag-pass");
-            assert_eq!(p.tls_fingerprint.as_deref(), Some("bb"));
-            assert!(p.tls_insecure);
+            assert_eq!(p.pass.expose(), "flag-pass");
+            assert!(!p.tls_insecure);
         }
+        assert_eq!(pools[0].tls_fingerprint.as_deref(), Some("bb"));
+        assert_eq!(pools[1].tls_fingerprint, None);
         assert_eq!(pools[1].url, "stratum+ssl://b:2");
+        // --tls-insecure for the first pool would silently drop its pin: refused.
+        let e = merge_mine(mine_args(&["--tls-insecure"]), &file)
+            .expect_err("insecure and a pin on one pool")
+            .to_string();
+        assert!(e.contains("--tls-insecure") && e.contains("pool 0"), "{e}");
         // Repeated flags go k-th to k-th, as with -o.
         let (_, pools) = merge_mine(mine_args(&["-u", "one", "-u", "two"]), &file).unwrap();
         assert_eq!(
             (pools[0].user.as_str(), pools[1].user.as_str()),
             ("one", "two")
         );
-        assert_eq!(pools[0].pass, "file-pass-a");
+        assert_eq!(pools[0].pass.expose(), "file-pass-a");
+    }
+
+    #[test]
+    fn tls_flags_apply_to_the_pool_they_follow() {
+        let (_, pools) = merge_mine(
+            mine_args(&[
+                "-o",
+                "stratum+ssl://a:1",
+                "--tls-fingerprint",
+                "aa",
+                "-o",
+                "stratum+ssl://b:2,stratum+ssl://c:3",
+                "--tls-insecure",
+                "-o",
+                "stratum+tcp://d:4",
+            ]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        let tls: Vec<(Option<&str>, bool)> = pools
+            .iter()
+            .map(|p| (p.tls_fingerprint.as_deref(), p.tls_insecure))
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                (Some("aa"), false),
+                (None, false),
+                (None, true),
+                (None, false)
+            ]
+        );
+        // Before any -o: the first pool.
+        let (_, pools) = merge_mine(
+            mine_args(&["--tls-insecure", "-o", "ssl://a:1", "-o", "ssl://b:2"]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert!(pools[0].tls_insecure && !pools[1].tls_insecure);
+        // Both for one pool: an error, whichever order.
+        for flags in [
+            [
+                "-o",
+                "ssl://a:1",
+                "--tls-insecure",
+                "--tls-fingerprint",
+                "aa",
+            ],
+            [
+                "-o",
+                "ssl://a:1",
+                "--tls-fingerprint",
+                "aa",
+                "--tls-insecure",
+            ],
+        ] {
+            assert!(merge_mine(mine_args(&flags), &FileConfig::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn toml_errors_never_quote_the_file() {
+        for text in [
+            "[[pools]]\nurl = \"stratum+tcp://a:1\"\npass = \"hunter2\n",
+            "[[pools]]\nurl = \"stratum+tcp://a:1\"\npass = hunter2\n",
+            "[[pools]]\nurl = \"stratum+tcp://a:1\"\npass = 424242\n",
+            "http_token = 424242\n",
+            "http_token = \"hunter2\" x\n",
+            "threads = \"hunter2\"\n",
+            "hunter2\n",
+        ] {
+            let e = parse::<FileConfig>(text).unwrap_err();
+            assert!(
+                !e.contains("hunter2") && !e.contains("424242"),
+                "{text:?}: {e}"
+            );
+            assert!(e.starts_with("line "), "{e}");
+        }
+        // Key names stay, so a typo can still be found.
+        let e = parse::<FileConfig>("\n\ntreads = 3").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("`treads`"), "{e}");
     }
 
     #[test]

@@ -12,5 +12,6 @@ pub mod logging;
 pub mod plot;
 pub mod reload;
 pub mod sdnotify;
+pub mod secret;
 pub mod select;
 pub mod sensors;

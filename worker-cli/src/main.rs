@@ -1,13 +1,12 @@
 //! The `rigworker` binary: parse the command line, read the config file, start logging, run
 //! the subcommand.
 
-use clap::Parser;
-use worker_cli::cli::{Cli, Command, LogFormat};
+use worker_cli::cli::{self, Command, LogFormat};
 use worker_cli::config::FileConfig;
 use worker_cli::{commands, logging};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     // The config file is read before logging starts, because it may choose the log format
     // (a flag or RIGWORKER_LOG_FORMAT still wins over it).
     let config_path = match &cli.command {

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::api::ReloadReply;
 use crate::api::views;
 use crate::cli::MineArgs;
-use crate::config::{FileConfig, PoolEntry, merge_mine};
+use crate::config::{FileConfig, PoolEntry, merge_mine, parse};
 use crate::engine::{EngineCommand, EngineState};
 
 /// The keys a reload applies; every other changed key needs a restart.
@@ -70,10 +70,12 @@ impl Reloader {
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("reading config file {}: {e}", path.display()))?;
+        // `parse` never quotes the file: a broken line may hold a password or token, and this
+        // answer goes to the log and to the API's client.
         let file: FileConfig =
-            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+            parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         let table: toml::Table =
-            toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+            parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
         let (merged, pools) =
             merge_mine(self.flags.clone(), &file).map_err(|e| format!("{e:#}"))?;
         let pools = if pools.is_empty() {

@@ -409,15 +409,37 @@ async fn reload_by_request_and_by_sighup_applies_the_pool_list() {
     let (status, v) = m.post("/api/v1/reload", Some(TOKEN)).await;
     assert_eq!(status, 409, "{v}");
     assert_eq!(m.get("/api/v1/pools").await["pools"][0]["url"], url(&b));
+    // Broken on a secret's line: neither the answer nor the log (checked by `stop`) quotes it.
+    std::fs::write(
+        &file,
+        format!(
+            "[[pools]]\nurl = \"{}\"\npass = \"secret-password\n",
+            url(&a)
+        ),
+    )
+    .unwrap();
+    let (status, v) = m.post("/api/v1/reload", Some(TOKEN)).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(!v.to_string().contains("secret-password"), "{v}");
+    assert!(v.to_string().contains("line 3"), "{v}");
+    let pid = m.child.id().expect("pid");
+    let hup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    hup();
+    let end = Instant::now() + WAIT;
+    while !m.log().contains("SIGHUP: config not reloaded") {
+        assert!(Instant::now() < end, "no SIGHUP warning:\n{}", m.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // SIGHUP does the same as the request.
     write(&url(&a), 2);
-    let pid = m.child.id().expect("pid");
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success());
+    hup();
     m.wait_for("/api/v1/pools", "back on pool a after SIGHUP", |p| {
         p["pools"][0]["url"] == url(&a) && p["pools"][0]["connects"].as_u64() >= Some(1)
     })
@@ -444,7 +466,8 @@ fn data_value(dom: &str, id: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_pass_promtool_and_the_dashboard_shows_the_api_s_numbers() {
     let _serial = SERIAL.lock().await;
-    let m = start(&["--pool-difficulty", "0.00002", "--duration", "120"]).await;
+    // A difficulty with many digits: the log and the page show four significant ones.
+    let m = start(&["--pool-difficulty", "0.0000234567891", "--duration", "120"]).await;
     m.wait_for("/api/v1/summary", "accepted shares and a hashrate", |s| {
         s["shares"]["accepted"].as_u64() >= Some(2) && s["hashrate"]["total"]["10s"].is_number()
     })
@@ -581,6 +604,10 @@ async fn metrics_pass_promtool_and_the_dashboard_shows_the_api_s_numbers() {
             .expect("chart points");
         assert!(points >= 2, "chart has {points} points");
         assert!(dom.contains("<polyline class=\"total\""), "chart line");
+        assert!(
+            dom.contains(">0.00002346<") && !dom.contains(">0.0000234567891<"),
+            "pool difficulty with four significant digits:\n{dom}"
+        );
 
         let out = chromium(&[&format!("--screenshot={}", shot.display())]);
         assert!(out.status.success(), "screenshot failed");
@@ -592,5 +619,9 @@ async fn metrics_pass_promtool_and_the_dashboard_shows_the_api_s_numbers() {
         println!("dashboard screenshot: {}", shot.display());
         let _ = std::fs::remove_dir_all(&profile);
     }
-    m.stop().await;
+    let log = m.stop().await;
+    assert!(
+        log.contains("diff 0.00002346") && !log.contains("0.0000234567891"),
+        "difficulty in the log with four significant digits:\n{log}"
+    );
 }

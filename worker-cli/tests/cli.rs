@@ -205,6 +205,100 @@ fn backend_help_lists_what_is_compiled_in() {
 }
 
 #[test]
+fn help_describes_mining_and_proving() {
+    for flag in ["-h", "--help"] {
+        let o = run(&[flag], &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        let t = text(&o).to_lowercase();
+        for word in ["sha-256d", "cpu", "gpu", "fpga", "proof", "groth16"] {
+            assert!(
+                t.contains(word),
+                "rigworker {flag} does not say {word:?}: {t}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_broken_config_line_is_never_echoed() {
+    let dir = std::env::temp_dir().join(format!("rigworker-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("rig.toml");
+    for body in [
+        "[[pools]]\nurl = \"stratum+tcp://127.0.0.1:9\"\npass = \"hunter2-secret\n",
+        "http_token = hunter2-secret\n",
+        "[[pools]]\nurl = \"stratum+tcp://127.0.0.1:9\"\npass = 4242424242\n",
+    ] {
+        std::fs::write(&cfg, body).unwrap();
+        for cmd in ["mine", "pool"] {
+            let o = run(&[cmd, "--config", cfg.to_str().unwrap()], &[]);
+            let t = text(&o);
+            assert!(!o.status.success(), "{body:?} should fail: {t}");
+            assert!(t.contains("line "), "{body:?}: no line number: {t}");
+            assert!(
+                !t.contains("hunter2") && !t.contains("4242424242"),
+                "{cmd}: the secret was echoed: {t}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tls_insecure_warns_and_never_overrides_a_pin() {
+    // Warned at start, for the pool it was given for (nothing listens on port 9).
+    let o = run(
+        &[
+            "mine",
+            "-o",
+            "stratum+ssl://127.0.0.1:9",
+            "--tls-insecure",
+            "-o",
+            "stratum+ssl://127.0.0.1:10",
+            "--threads",
+            "1",
+            "--duration",
+            "0.5",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let warnings: Vec<&str> = t.lines().filter(|l| l.contains("--tls-insecure")).collect();
+    assert_eq!(warnings.len(), 1, "{t}");
+    assert!(
+        warnings[0].contains("127.0.0.1:9") && warnings[0].contains("WARN"),
+        "{t}"
+    );
+    // With a pin for the same pool: refused, from flags and from the environment alike.
+    for (args, env) in [
+        (
+            vec![
+                "mine",
+                "-o",
+                "stratum+ssl://a:1",
+                "--tls-insecure",
+                "--tls-fingerprint",
+                "00",
+            ],
+            vec![],
+        ),
+        (
+            vec!["mine", "-o", "stratum+ssl://a:1"],
+            vec![
+                ("RIGWORKER_TLS_INSECURE", "1"),
+                ("RIGWORKER_TLS_FINGERPRINT", "00"),
+            ],
+        ),
+    ] {
+        let o = run(&args, &env);
+        let t = text(&o);
+        assert!(!o.status.success(), "{args:?} {env:?}: {t}");
+        assert!(t.contains("--tls-fingerprint"), "{t}");
+    }
+}
+
+#[test]
 fn huge_time_values_in_the_config_file_are_errors() {
     let dir = std::env::temp_dir().join(format!("rigworker-cli-time-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -518,6 +518,53 @@ async fn proves_jobs_from_a_pool_that_offers_both_kinds_of_work() {
     pool.shutdown().await;
 }
 
+/// A worker proving the same circuit again and again loads its key once: the proving-key
+/// cache's LRU bookkeeping must not look like a changed file to the prover's key cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proving_keys_stay_loaded_across_jobs() {
+    let _serial = SERIAL.lock().await;
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proofs/fixtures");
+    let dir = std::env::temp_dir().join(format!("rigworker-e2e-onecircuit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["mulchain.zkey", "mulchain.wtns"] {
+        std::fs::copy(fixtures.join(f), dir.join(f)).unwrap();
+    }
+    let mut cfg = pool_config(0.002);
+    let mut proving = stratum::server::ProvingConfig::new(dir.clone());
+    proving.interval = Duration::from_millis(200);
+    cfg.proving = Some(proving);
+    let pool = pool(cfg).await;
+    let cache = std::env::temp_dir().join(format!("rigworker-e2e-cache3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let path = summary_path("key-loads");
+    let child = miner(
+        &[pool.url().to_string()],
+        &[
+            "--threads",
+            "1",
+            "--duration",
+            "12",
+            "--prove",
+            "--proving-cache",
+            cache.to_str().unwrap(),
+        ],
+        &path,
+    );
+    let (_, stderr) = finish(child).await;
+    let s = read_summary(&path);
+    let p = &s["proving"];
+    let accepted = p["accepted"].as_u64().unwrap();
+    assert!(accepted >= 3, "proofs accepted: {p}\n{stderr}");
+    assert_eq!(p["failed"], 0, "{p}\n{stderr}");
+    assert_eq!(p["key_downloads"], 1, "{p}");
+    assert_eq!(p["key_loads"], 1, "the key was loaded again: {p}\n{stderr}");
+    assert_eq!(stderr.matches("proving key loaded").count(), 1, "{stderr}");
+    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(&dir);
+    pool.shutdown().await;
+}
+
 /// The same with both sides as a user runs them: `rigworker pool --proving-dir` and
 /// `rigworker mine --prove`, two processes over loopback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

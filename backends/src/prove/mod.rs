@@ -15,10 +15,16 @@
 mod cpu;
 pub mod field;
 pub mod glv;
+#[cfg(any(feature = "opencl", feature = "cuda", feature = "wgpu"))]
+pub mod gpu;
 pub mod ifma;
 pub mod msm;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ark_ff::PrimeField;
+use rayon::prelude::*;
 
 pub use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 pub use cpu::CpuProveBackend;
@@ -86,6 +92,48 @@ pub trait ProveBackend: Send + Sync {
     /// In-place forward NTT on the coset `shift·H`: coefficients → evaluations at
     /// `shift·ω^i` (`ω` the subgroup generator), in natural order.
     fn coset_ntt(&self, values: &mut Vec<Fr>, shift: Fr) -> Result<(), ProveError>;
+    /// The H MSM's scalars from the evaluations of A·w, B·w and C·w on the domain: each
+    /// vector is interpolated and evaluated on the coset `shift·H`, then A·B − C is taken
+    /// pointwise, in canonical form. A device backend overrides this to keep the three vectors
+    /// on the device from the first NTT to the last product.
+    fn quotient(
+        &self,
+        mut a: Vec<Fr>,
+        mut b: Vec<Fr>,
+        mut c: Vec<Fr>,
+        shift: Fr,
+    ) -> Result<Vec<ScalarRepr>, ProveError> {
+        let to_coset = |v: &mut Vec<Fr>| -> Result<(), ProveError> {
+            self.intt(v)?;
+            self.coset_ntt(v, shift)
+        };
+        let (ra, (rb, rc)) = rayon::join(
+            || to_coset(&mut a),
+            || rayon::join(|| to_coset(&mut b), || to_coset(&mut c)),
+        );
+        ra?;
+        rb?;
+        rc?;
+        Ok(a.par_iter()
+            .zip(b.par_iter())
+            .zip(c.par_iter())
+            .map(|((x, y), z)| (*x * y - z).into_bigint())
+            .collect())
+    }
+}
+
+/// Operations a device backend handed to the CPU after a device error, since start.
+static DEVICE_FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many MSM/NTT operations fell back from a device to the CPU since start (API/metrics).
+pub fn device_fallbacks() -> u64 {
+    DEVICE_FALLBACKS.load(Ordering::Relaxed)
+}
+
+/// Logs and counts one device operation that the CPU takes over.
+pub(crate) fn note_fallback(backend: &str, what: &str, e: &ProveError) {
+    DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(backend, operation = what, error = %e, "device proving failed; this operation runs on the CPU instead");
 }
 
 /// The primitive `n`-th root of unity of BN254's scalar field that snarkjs and rapidsnark use
@@ -98,14 +146,47 @@ pub fn root_of_unity(n: usize) -> Option<Fr> {
     Fr::get_root_of_unity(n as u64)
 }
 
-/// Every proving backend compiled into this build, CPU first.
-pub fn compiled_prove_backends() -> Vec<Arc<dyn ProveBackend>> {
-    vec![Arc::new(CpuProveBackend::new())]
+/// The proving backends compiled into this build, as `--backend` spells them, CPU first.
+#[allow(clippy::vec_init_then_push)]
+pub fn prove_backend_names() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut v = vec!["cpu"];
+    #[cfg(feature = "cuda")]
+    v.push("cuda");
+    #[cfg(feature = "opencl")]
+    v.push("opencl");
+    #[cfg(feature = "wgpu")]
+    v.push("wgpu");
+    v
 }
 
-/// The proving backend named `name` (`cpu`), if compiled in.
-pub fn prove_backend(name: &str) -> Option<Arc<dyn ProveBackend>> {
-    compiled_prove_backends()
-        .into_iter()
-        .find(|b| b.name() == name)
+/// Opens proving backend `name` on its device `device` (the index `rigworker devices` shows;
+/// ignored for `cpu`). Opening a GPU builds its proving program, which can take seconds.
+pub fn open_prove_backend(name: &str, device: usize) -> Result<Arc<dyn ProveBackend>, ProveError> {
+    let _ = device;
+    match name {
+        "cpu" => Ok(Arc::new(CpuProveBackend::new())),
+        #[cfg(feature = "opencl")]
+        "opencl" => Ok(Arc::new(gpu::GpuProveBackend::new(
+            gpu::opencl::OpenClProveDevice::open(device)?,
+        ))),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Arc::new(gpu::GpuProveBackend::new(
+            gpu::cuda::CudaProveDevice::open(device)?,
+        ))),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Arc::new(gpu::GpuProveBackend::new(gpu::wgpu::open(device)?))),
+        _ => Err(ProveError::Device {
+            backend: name.to_string(),
+            message: format!(
+                "no such proving backend (compiled in: {})",
+                prove_backend_names().join(", ")
+            ),
+        }),
+    }
+}
+
+/// The CPU proving backend (the one that always exists).
+pub fn cpu_backend() -> Arc<dyn ProveBackend> {
+    Arc::new(CpuProveBackend::new())
 }

@@ -296,13 +296,51 @@ impl ProvingOffer {
     }
 }
 
+/// Answered job ids a connection remembers to refuse duplicates (the oldest forgotten first;
+/// a forgotten one is answered "job not found", still a refusal).
+const ANSWERED_KEPT: usize = 1024;
+
 /// What one connection holds of the proving protocol.
 #[derive(Default)]
 pub(crate) struct ProverState {
     pub(crate) caps: Option<ProverCapabilities>,
     pub(crate) issued: HashMap<String, Issued>,
-    /// Jobs already answered on this connection (duplicates are refused).
+    /// Jobs already answered on this connection (duplicates are refused), at most
+    /// [`ANSWERED_KEPT`] of them.
     pub(crate) answered: std::collections::HashSet<String>,
+    answered_order: std::collections::VecDeque<String>,
     /// When to send the next job (None: one is outstanding, or not subscribed).
     pub(crate) next_at: Option<tokio::time::Instant>,
+}
+
+impl ProverState {
+    pub(crate) fn remember_answered(&mut self, job_id: String) {
+        if self.answered.insert(job_id.clone()) {
+            self.answered_order.push_back(job_id);
+        }
+        while self.answered_order.len() > ANSWERED_KEPT {
+            if let Some(old) = self.answered_order.pop_front() {
+                self.answered.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answered_jobs_are_bounded() {
+        let mut p = ProverState::default();
+        for i in 0..3 * ANSWERED_KEPT {
+            p.remember_answered(format!("p{i}"));
+            // A repeat is remembered once.
+            p.remember_answered(format!("p{i}"));
+        }
+        assert_eq!(p.answered.len(), ANSWERED_KEPT);
+        assert_eq!(p.answered_order.len(), ANSWERED_KEPT);
+        assert!(p.answered.contains(&format!("p{}", 3 * ANSWERED_KEPT - 1)));
+        assert!(!p.answered.contains("p0"));
+    }
 }

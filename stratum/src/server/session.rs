@@ -617,12 +617,11 @@ impl Session {
             ));
         }
         self.sent[index].accepted.insert(hash);
+        let max_workers = self.shared.config.max_worker_stats;
         debug!(peer = %self.peer, worker, job = s.job_id, difficulty = achieved, "share accepted");
         self.shared.stats.send_modify(|st| {
             st.total.accept(assigned.get(), achieved);
-            st.workers
-                .entry(worker.to_string())
-                .or_default()
+            st.worker_mut(worker, max_workers)
                 .accept(assigned.get(), achieved);
         });
         if let Some(v) = &mut self.vardiff
@@ -687,7 +686,7 @@ impl Session {
                     Err((proof_code::JOB_NOT_FOUND, "job not found".to_string()))
                 };
                 if let Some(issued) = self.prover.issued.remove(&s.job_id) {
-                    self.prover.answered.insert(s.job_id.clone());
+                    self.prover.remember_answered(s.job_id.clone());
                     if let Some(offer) = &self.shared.proving {
                         let circuit = offer.circuit_name(&issued);
                         match &verdict {
@@ -747,10 +746,11 @@ impl Session {
     }
 
     fn count_reject(&self, worker: Option<&str>, reason: RejectReason) {
+        let max_workers = self.shared.config.max_worker_stats;
         self.shared.stats.send_modify(|st| {
             st.total.reject(reason);
             if let Some(w) = worker {
-                st.workers.entry(w.to_string()).or_default().reject(reason);
+                st.worker_mut(w, max_workers).reject(reason);
             }
         });
     }

@@ -2,7 +2,7 @@
 //! and connections. Published through a `tokio::sync::watch` so tests and the CLI can await a
 //! condition ("3 shares accepted") instead of sleeping.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// Why a share was refused. Each maps to the Stratum error code and message the miner sees.
@@ -118,8 +118,11 @@ impl WorkerStats {
 pub struct ServerStats {
     /// Every share judged, including those whose worker name was not authorized.
     pub total: WorkerStats,
-    /// Per authorized worker name (as given in `mining.submit`).
+    /// Per authorized worker name (as given in `mining.submit`); at most
+    /// `ServerConfig::max_worker_stats` names, the least recently active dropped first.
     pub workers: BTreeMap<String, WorkerStats>,
+    /// Worker names whose counts were dropped to keep `workers` within its bound.
+    pub workers_pruned: u64,
     /// Connections open now.
     pub connections: usize,
     /// Connections accepted since the start.
@@ -136,9 +139,34 @@ pub struct ServerStats {
     pub proofs_accepted: u64,
     /// Proofs refused, by error code (`docs/protocol.md`).
     pub proofs_rejected: BTreeMap<i64, u64>,
+    /// When each name in `workers` last submitted (a counter: larger is more recent).
+    pub(crate) activity: HashMap<String, u64>,
+    pub(crate) activity_clock: u64,
 }
 
 impl ServerStats {
+    /// The counts of worker `name` for an update, making room for a new name by dropping the
+    /// least recently active one when `max` names are counted already.
+    pub(crate) fn worker_mut(&mut self, name: &str, max: usize) -> &mut WorkerStats {
+        self.activity_clock += 1;
+        if !self.workers.contains_key(name) {
+            while self.workers.len() >= max.max(1) {
+                let oldest = self
+                    .activity
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(n, _)| n.clone())
+                    .or_else(|| self.workers.keys().next().cloned());
+                let Some(oldest) = oldest else { break };
+                self.activity.remove(&oldest);
+                self.workers.remove(&oldest);
+                self.workers_pruned += 1;
+            }
+        }
+        self.activity.insert(name.to_string(), self.activity_clock);
+        self.workers.entry(name.to_string()).or_default()
+    }
+
     /// The counts of one worker name (zero if it never submitted).
     pub fn worker(&self, name: &str) -> WorkerStats {
         self.workers.get(name).cloned().unwrap_or_default()

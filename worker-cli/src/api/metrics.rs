@@ -261,6 +261,13 @@ impl Collector for EngineCollector {
                 m.encode_family(&[("result", *result)])?
                     .encode_counter::<NoLabelSet, _, u64>(n, None)?;
             }
+            drop(m);
+            counter(
+                &mut enc,
+                "rigworker_prove_device_fallbacks",
+                "Proving MSMs/NTTs that failed on the GPU and ran on the CPU instead.",
+                backends::prove::device_fallbacks(),
+            )?;
         }
 
         device_gauge(

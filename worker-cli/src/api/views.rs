@@ -142,7 +142,11 @@ pub fn proving(prover: Option<&ProvingEngine>) -> Value {
         "rejected": c.rejected,
         "lost": c.lost,
         "failed": c.failed,
+        "refused": c.refused,
         "key_downloads": c.key_downloads,
+        "key_loads": c.key_loads,
+        "backend": p.backend_name(),
+        "device_fallbacks": backends::prove::device_fallbacks(),
         "proofs_timed": c.phase_times.first().map_or(0, |(_, o)| o.count()),
         "phase_medians": phase(&c.phase_medians()),
         "last_phases": phase(&c.last_phases),
@@ -151,7 +155,7 @@ pub fn proving(prover: Option<&ProvingEngine>) -> Value {
 
 /// The effective `mine` configuration, secrets redacted.
 pub fn config(args: &MineArgs, pools: &[PoolEntry], builtin_pool: bool) -> Value {
-    let secret = |s: &Option<String>| s.as_ref().map(|_| REDACTED);
+    let secret = |s: &Option<crate::secret::Secret>| s.as_ref().map(|_| REDACTED);
     let d = &args.devices;
     let f = &d.fpga;
     let p = &args.proving;
@@ -195,5 +199,6 @@ pub fn config(args: &MineArgs, pools: &[PoolEntry], builtin_pool: bool) -> Value
         "proving_cache_mb": p.proving_cache_mb,
         "prove_precompute": p.prove_precompute,
         "no_verify_proofs": p.no_verify_proofs,
+        "proving_artifact_hosts": p.proving_artifact_hosts,
     })
 }

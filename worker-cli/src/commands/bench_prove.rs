@@ -27,6 +27,8 @@ use crate::cli::BenchArgs;
 
 #[derive(Serialize)]
 struct ProveResult {
+    /// Where the MSMs and NTTs ran (`cpu`, `opencl`, ...).
+    backend: String,
     circuit: String,
     domain_size: u32,
     n_vars: u32,
@@ -41,6 +43,7 @@ struct ProveResult {
 
 #[derive(Serialize)]
 struct MsmResult {
+    backend: String,
     group: &'static str,
     points: usize,
     ours_ms: f64,
@@ -130,6 +133,7 @@ fn time_snarkjs(zkey: &Path, wtns: &Path, repeat: u32) -> Result<f64> {
 /// Our prepared MSM against arkworks' `VariableBaseMSM::msm` on the same bases and scalars,
 /// alternating, `repeat` times each; the two results must agree.
 fn time_msm<G: VariableBaseMSM<ScalarField = Fr>>(
+    backend: &str,
     group: &'static str,
     bases: &[G::MulBase],
     ours: &dyn FixedBaseMsm<G>,
@@ -155,6 +159,7 @@ fn time_msm<G: VariableBaseMSM<ScalarField = Fr>>(
     }
     let (o, t) = (median(mine), median(theirs));
     Ok(MsmResult {
+        backend: backend.to_string(),
         group,
         points: bases.len(),
         ours_ms: o,
@@ -167,8 +172,28 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(t) = args.devices.threads {
         proofs::init_threads(t);
     }
-    let backend: Arc<dyn ProveBackend> = backends::prove::prove_backend("cpu")
-        .ok_or_else(|| anyhow!("no CPU proving backend compiled in"))?;
+    // The CPU first: it is the baseline every other backend's rows are compared with.
+    let mut names: Vec<String> = if args.devices.backend.is_empty() {
+        vec!["cpu".into()]
+    } else {
+        args.devices.backend.clone()
+    };
+    if names.iter().any(|n| n == "all") {
+        names = backends::prove::prove_backend_names()
+            .into_iter()
+            .map(String::from)
+            .collect();
+    }
+    names.sort_by_key(|n| n != "cpu");
+    names.dedup();
+    let device = args.devices.devices.first().copied().unwrap_or(0);
+    let mut chosen: Vec<Arc<dyn ProveBackend>> = Vec::new();
+    for name in &names {
+        eprintln!("opening proving backend {name} (device {device})...");
+        let b = backends::prove::open_prove_backend(name, device)
+            .with_context(|| format!("opening proving backend {name} device {device}"))?;
+        chosen.push(b);
+    }
     let repeat = args.repeat.max(1);
     let dir = args.circuits.clone().unwrap_or_else(default_dir);
     let circuits: Vec<(String, PathBuf, PathBuf)> = match (&args.zkey, &args.wtns) {
@@ -201,7 +226,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         } else {
             None
         };
-        for pre in [Precompute::None, Precompute::Tables] {
+        for (backend, pre) in chosen.iter().flat_map(|b| {
+            // Tables are the CPU MSM's; a GPU keeps its bases resident instead.
+            let pres: &[Precompute] = if b.name() == "cpu" {
+                &[Precompute::None, Precompute::Tables]
+            } else {
+                &[Precompute::None]
+            };
+            pres.iter().map(move |p| (b, *p))
+        }) {
             let t = Instant::now();
             let key = PreparedKey::load(zkey, backend.clone(), pre)?;
             let load = t.elapsed();
@@ -215,6 +248,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
             report.prove.push(ProveResult {
+                backend: backend.name().to_string(),
                 circuit: name.clone(),
                 domain_size: key.header.domain_size,
                 n_vars: key.header.n_vars,
@@ -243,27 +277,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let reprs: Vec<ScalarRepr> = scalars.iter().map(|s| s.into_bigint()).collect();
         let bases =
             BatchMulPreprocessing::new(G1Projective::generator(), n).batch_mul(&random_scalars(n));
-        let prepared = backend.prepare_g1(&bases, Precompute::None)?;
-        report.msm.push(time_msm(
-            "G1",
-            &bases,
-            prepared.as_ref(),
-            &scalars,
-            &reprs,
-            repeat,
-        )?);
-        if Some(log) == g2_at {
-            let bases = BatchMulPreprocessing::new(G2Projective::generator(), n)
-                .batch_mul(&random_scalars(n));
-            let prepared = backend.prepare_g2(&bases, Precompute::None)?;
+        let g2_bases = (Some(log) == g2_at).then(|| {
+            BatchMulPreprocessing::new(G2Projective::generator(), n).batch_mul(&random_scalars(n))
+        });
+        for backend in &chosen {
+            let prepared = backend.prepare_g1(&bases, Precompute::None)?;
             report.msm.push(time_msm(
-                "G2",
+                backend.name(),
+                "G1",
                 &bases,
                 prepared.as_ref(),
                 &scalars,
                 &reprs,
                 repeat,
             )?);
+            if let Some(bases) = &g2_bases {
+                let prepared = backend.prepare_g2(bases, Precompute::None)?;
+                report.msm.push(time_msm(
+                    backend.name(),
+                    "G2",
+                    bases,
+                    prepared.as_ref(),
+                    &scalars,
+                    &reprs,
+                    repeat,
+                )?);
+            }
         }
     }
     if let Some(path) = &args.plot {
@@ -281,7 +320,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         report.threads
     );
     println!(
-        "{:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "{:<7} {:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8}",
+        "backend",
         "circuit",
         "domain",
         "tables",
@@ -291,7 +331,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "msm g2",
         "total ms",
         "peak MB",
-        "snarkjs"
+        "snarkjs",
+        "vs cpu"
     );
     for r in &report.prove {
         let get = |k: &str| {
@@ -301,8 +342,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 .map_or(0.0, |(_, v)| *v)
         };
         let g1 = get("msm_a_g1") + get("msm_b_g1") + get("msm_c_g1") + get("msm_h_g1");
+        // The CPU row of the same circuit without tables, measured in this run.
+        let cpu_total = report
+            .prove
+            .iter()
+            .find(|c| c.backend == "cpu" && c.circuit == r.circuit && !c.precompute)
+            .and_then(|c| c.phases_ms.iter().find(|(k, _)| k == "total").map(|(_, v)| *v));
         println!(
-            "{:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10}",
+            "{:<7} {:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>8}",
+            r.backend,
             r.circuit,
             format!("2^{}", r.domain_size.trailing_zeros()),
             if r.precompute { "yes" } else { "no" },
@@ -318,16 +366,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 s,
                 s / get("total").max(1e-9)
             )),
+            cpu_total.map_or("-".into(), |c| format!("{:.2}x", c / get("total").max(1e-9))),
         );
     }
     println!();
     println!(
-        "{:<4} {:>8} {:>10} {:>12} {:>8}",
-        "MSM", "points", "ours ms", "arkworks ms", "speedup"
+        "{:<7} {:<4} {:>8} {:>10} {:>12} {:>8}",
+        "backend", "MSM", "points", "ours ms", "arkworks ms", "speedup"
     );
     for m in &report.msm {
         println!(
-            "{:<4} {:>8} {:>10.1} {:>12.1} {:>7.2}x",
+            "{:<7} {:<4} {:>8} {:>10.1} {:>12.1} {:>7.2}x",
+            m.backend,
             m.group,
             format!("2^{}", m.points.trailing_zeros()),
             m.ours_ms,
@@ -354,49 +404,72 @@ fn charts(report: &Report) -> Vec<crate::plot::Chart> {
     use crate::plot::{Chart, Series};
     let log2 = |n: usize| n.max(1).ilog2();
     let mut msm: Vec<Series> = Vec::new();
+    let mut names: Vec<&str> = report.msm.iter().map(|m| m.backend.as_str()).collect();
+    names.dedup();
     for group in ["G1", "G2"] {
-        let rows: Vec<&MsmResult> = report.msm.iter().filter(|m| m.group == group).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        for (who, pick) in [
-            ("ours", (|m: &MsmResult| m.ours_ms) as fn(&MsmResult) -> f64),
-            ("arkworks", |m: &MsmResult| m.arkworks_ms),
-        ] {
+        for (i, backend) in names.iter().enumerate() {
+            let rows: Vec<&MsmResult> = report
+                .msm
+                .iter()
+                .filter(|m| m.group == group && m.backend == *backend)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
             msm.push(Series {
-                name: format!("{group} MSM, {who}"),
+                name: format!("{group} MSM, {backend}"),
                 points: rows
                     .iter()
-                    .map(|m| (f64::from(log2(m.points)), pick(m)))
+                    .map(|m| (f64::from(log2(m.points)), m.ours_ms))
+                    .collect(),
+            });
+            // arkworks once per group: it is the same CPU code whichever backend is benched.
+            if i == 0 {
+                msm.push(Series {
+                    name: format!("{group} MSM, arkworks"),
+                    points: rows
+                        .iter()
+                        .map(|m| (f64::from(log2(m.points)), m.arkworks_ms))
+                        .collect(),
+                });
+            }
+        }
+    }
+    let mut prove: Vec<Series> = Vec::new();
+    let mut backends: Vec<&str> = report.prove.iter().map(|p| p.backend.as_str()).collect();
+    backends.dedup();
+    for backend in backends {
+        for pre in [false, true] {
+            let rows: Vec<&ProveResult> = report
+                .prove
+                .iter()
+                .filter(|p| p.precompute == pre && p.backend == backend)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let total = |p: &ProveResult| {
+                p.phases_ms
+                    .iter()
+                    .find(|(k, _)| k == "total")
+                    .map_or(0.0, |(_, v)| *v)
+            };
+            prove.push(Series {
+                name: format!(
+                    "rigworker {backend}, {}",
+                    if pre { "tables" } else { "no tables" }
+                ),
+                points: rows
+                    .iter()
+                    .map(|p| (f64::from(p.domain_size.max(1).ilog2()), total(p)))
                     .collect(),
             });
         }
     }
-    let mut prove: Vec<Series> = Vec::new();
-    for pre in [false, true] {
-        let rows: Vec<&ProveResult> = report
-            .prove
-            .iter()
-            .filter(|p| p.precompute == pre)
-            .collect();
-        let total = |p: &ProveResult| {
-            p.phases_ms
-                .iter()
-                .find(|(k, _)| k == "total")
-                .map_or(0.0, |(_, v)| *v)
-        };
-        prove.push(Series {
-            name: format!("rigworker, {}", if pre { "tables" } else { "no tables" }),
-            points: rows
-                .iter()
-                .map(|p| (f64::from(p.domain_size.max(1).ilog2()), total(p)))
-                .collect(),
-        });
-    }
     let snarkjs: Vec<(f64, f64)> = report
         .prove
         .iter()
-        .filter(|p| !p.precompute)
+        .filter(|p| !p.precompute && p.backend == "cpu")
         .filter_map(|p| Some((f64::from(p.domain_size.max(1).ilog2()), p.snarkjs_ms?)))
         .collect();
     if !snarkjs.is_empty() {

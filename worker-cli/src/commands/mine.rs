@@ -10,10 +10,10 @@ use stratum::client::{ClientConfig, PoolConfig};
 use stratum::proving::ProverCapabilities;
 use stratum::server::{ProvingConfig, Server, ServerConfig, VardiffConfig};
 use stratum::transport::{TlsOptions, parse_fingerprint};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{ApiConfig, ApiContext, ApiServer};
-use crate::artifacts::ArtifactCache;
+use crate::artifacts::{ArtifactCache, ArtifactHosts};
 use crate::cli::MineArgs;
 use crate::config::{FileConfig, PoolEntry, merge_mine};
 use crate::engine::prove::ProvingEngine;
@@ -28,11 +28,22 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
     // Kept as given, so a config reload merges the new file with the same flags.
     let flags = args.clone();
     let (args, pools) = merge_mine(args, file)?;
+    for (i, p) in pools.iter().enumerate() {
+        if p.tls_insecure {
+            warn!(
+                pool = i,
+                url = %p.url,
+                "--tls-insecure: this pool's TLS certificate is not checked (encrypted, not \
+                 authenticated: anyone on the path can impersonate it). For testing only; pin it \
+                 with --tls-fingerprint instead"
+            );
+        }
+    }
     // Checked before anything starts: a public address without a token is refused here.
     let api = args
         .http
         .as_deref()
-        .map(|a| ApiConfig::new(a, args.http_token.clone()))
+        .map(|a| ApiConfig::new(a, args.http_token.as_ref().map(|t| t.expose().to_string())))
         .transpose()?;
     // Every time value is checked before anything starts, so a bad one is an error message,
     // never a panic in a timer later.
@@ -110,10 +121,14 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
         };
         let mut client = client_config(&pools, &args)?;
         if proving.is_some() {
-            client.prover = Some(ProverCapabilities::groth16_bn254(
-                1 << 28,
-                vec!["cpu".into()],
-            ));
+            let tables = args.proving.prove_precompute;
+            let max = crate::engine::prove::max_constraints(tables);
+            info!(
+                max_constraints = max,
+                mem_available_mib = crate::engine::prove::mem_available_bytes().map(|b| b >> 20),
+                "proving: the largest circuit this rig asks for, from the memory available"
+            );
+            client.prover = Some(ProverCapabilities::groth16_bn254(max, vec!["cpu".into()]));
         }
         let cfg = EngineConfig {
             client,
@@ -204,8 +219,19 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
     let mb = p.proving_cache_mb.unwrap_or(4096);
     let cache = ArtifactCache::new(dir, mb.saturating_mul(1 << 20), TlsOptions::default())
         .context("proving-key cache")?;
-    let backend = backends::prove::prove_backend("cpu")
-        .ok_or_else(|| anyhow::anyhow!("no CPU proving backend compiled in"))?;
+    // Empty when the arguments were built in code (`Default`): the CPU, as on the command line.
+    let name = if p.prove_backend.is_empty() {
+        "cpu"
+    } else {
+        p.prove_backend.as_str()
+    };
+    let backend = backends::prove::open_prove_backend(name, p.prove_device)
+        .with_context(|| {
+            format!(
+                "opening proving backend {name} device {}",
+                p.prove_device
+            )
+        })?;
     let pre = if p.prove_precompute {
         Precompute::Tables
     } else {
@@ -215,7 +241,15 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
     let options = ProveOptions {
         self_check: !p.no_verify_proofs,
     };
-    Ok(Some(Arc::new(ProvingEngine::new(cache, keys, options))))
+    let hosts = ArtifactHosts::new(&p.proving_artifact_hosts);
+    let engine = ProvingEngine::new(cache, keys, options, hosts);
+    // A GPU that proves pauses only its own hashing; the CPU prover pauses all of it.
+    let engine = if name == "cpu" {
+        engine
+    } else {
+        engine.pausing_device(name, p.prove_device)
+    };
+    Ok(Some(Arc::new(engine)))
 }
 
 pub fn client_config(pools: &[PoolEntry], args: &MineArgs) -> Result<ClientConfig> {
@@ -229,7 +263,7 @@ pub fn client_config(pools: &[PoolEntry], args: &MineArgs) -> Result<ClientConfi
         out.push(PoolConfig {
             url,
             user: p.user.clone(),
-            password: p.pass.clone(),
+            password: p.pass.expose().to_string(),
             tls: TlsOptions {
                 fingerprint,
                 insecure: p.tls_insecure,
@@ -245,7 +279,11 @@ pub fn client_config(pools: &[PoolEntry], args: &MineArgs) -> Result<ClientConfi
 /// The client settings that come from flags rather than from the pool list.
 fn apply_client_flags(c: &mut ClientConfig, args: &MineArgs) -> Result<()> {
     if let Some(k) = args.keepalive {
-        c.keepalive = super::whole_seconds("--keepalive", k)?;
+        // 0 turns the keepalive off (a quiet pool is not declared dead), as documented.
+        c.keepalive = match k {
+            0 => Duration::ZERO,
+            k => super::whole_seconds("--keepalive", k)?,
+        };
     }
     if let Some(f) = args.failback_interval {
         c.failback_interval = super::seconds("--failback-interval", f)?;
@@ -260,4 +298,27 @@ fn apply_client_flags(c: &mut ClientConfig, args: &MineArgs) -> Result<()> {
     }
     c.suggest_difficulty = args.suggest_difficulty;
     Ok(())
+}
+
+#[cfg(test)]
+mod client_flag_tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn client_of(argv: &[&str]) -> ClientConfig {
+        let cli = Cli::try_parse_from(argv.iter().copied()).unwrap();
+        let Command::Mine(args) = cli.command else {
+            panic!("mine")
+        };
+        client_config(&[], &args).unwrap()
+    }
+
+    #[test]
+    fn keepalive_zero_is_off_and_other_values_are_seconds() {
+        let off = client_of(&["rigworker", "mine", "--keepalive", "0"]);
+        assert_eq!(off.keepalive, Duration::ZERO);
+        let five = client_of(&["rigworker", "mine", "--keepalive", "5"]);
+        assert_eq!(five.keepalive, Duration::from_secs(5));
+    }
 }

@@ -43,12 +43,8 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     if let Some(t) = args.threads {
         proofs::init_threads(t);
     }
-    let backend = backends::prove::prove_backend(&args.backend).ok_or_else(|| {
-        anyhow!(
-            "unknown proving backend {:?} (compiled in: cpu)",
-            args.backend
-        )
-    })?;
+    let backend = backends::prove::open_prove_backend(&args.backend, args.devices)
+        .with_context(|| format!("opening proving backend {} device {}", args.backend, args.devices))?;
     let pre = if args.precompute {
         Precompute::Tables
     } else {

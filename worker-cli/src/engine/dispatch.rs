@@ -377,6 +377,7 @@ mod tests {
             target: Difficulty::ONE.target(),
             version_mask: mask,
             pool: 0,
+            pool_url: "stratum+tcp://p0:1".into(),
             epoch: 1,
         })
     }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use stratum::client::{
     Client, ClientConfig, ClientEvent, ClientHandle, SubmitOutcome, SubmitResult,
 };
+use stratum::untrusted::escape;
 use stratum::work::{Hash256, Share, hash_difficulty};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
@@ -91,6 +92,8 @@ struct DeviceSlot {
     /// Set by the temperature guard, apart from `pause` so a device that cools down never
     /// undoes a pause asked through the API.
     thermal: Arc<AtomicBool>,
+    /// Set while the device proves (see `DeviceCounters::proving`).
+    proving: Arc<AtomicBool>,
     /// The health of the thread now driving the device (a rebuild starts a new one).
     health: Arc<Health>,
     guard: Option<TempGuard>,
@@ -132,14 +135,18 @@ struct Found {
     hash: Hash256,
     job_id: String,
     pool: usize,
+    /// The pool by its configured URL: an index means another pool after a reload that
+    /// reorders the list, and the share may still be in flight then.
+    pool_url: String,
     difficulty: f64,
     fate: Fate,
 }
 
 struct Submitted {
     device: usize,
-    /// The pool whose job the share was found on; `outcome.pool` may name another.
-    pool: usize,
+    /// The pool whose job the share was found on (by configured URL); `outcome.pool_url`
+    /// may name another.
+    pool_url: String,
     outcome: SubmitOutcome,
     difficulty: f64,
 }
@@ -182,6 +189,9 @@ pub struct DeviceCounters {
     pub rebuilds: u32,
     /// Paused by the temperature guard (`--temp-limit`).
     pub thermal_paused: Arc<AtomicBool>,
+    /// Set while this device proves (`mine --prove-backend` naming it): its hashing holds,
+    /// the other devices go on.
+    pub proving: Arc<AtomicBool>,
     /// log2 of the nonces per launch, for devices that launch in batches (GPUs).
     pub intensity: Option<u32>,
     /// Filled by the sensors where the device has them; `None` where unknown.
@@ -204,6 +214,7 @@ impl DeviceCounters {
             disabled_reason: None,
             rebuilds: 0,
             thermal_paused: Arc::new(AtomicBool::new(false)),
+            proving: Arc::new(AtomicBool::new(false)),
             intensity: None,
             temperature_c: None,
             power_w: None,
@@ -219,6 +230,8 @@ impl DeviceCounters {
             "paused"
         } else if self.thermal_paused.load(Ordering::Acquire) {
             "too hot"
+        } else if self.proving.load(Ordering::Acquire) {
+            "proving"
         } else {
             "running"
         }
@@ -335,8 +348,10 @@ impl Summary {
             ));
         }
         s.push_str(&format!(
-            "  best share difficulty {:.4}, reconnects {}, failovers {}",
-            self.best_share_difficulty, self.reconnects, self.failovers
+            "  best share difficulty {}, reconnects {}, failovers {}",
+            stats::format_difficulty(self.best_share_difficulty),
+            self.reconnects,
+            self.failovers
         ));
         s
     }
@@ -364,11 +379,10 @@ pub async fn run(
 
     let (client, mut events, client_task) = Client::spawn(cfg.client.clone());
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<EngineCommand>();
-    let proof_tx = cfg.proving.clone().map(|p| {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(p.run(rx, client.clone(), dispatcher.clone()));
-        tx
-    });
+    let proof_tx = cfg
+        .proving
+        .as_ref()
+        .map(|p| p.start(client.clone(), dispatcher.clone()));
     let mut slots = Vec::new();
     let mut threads = Vec::new();
     {
@@ -407,6 +421,14 @@ pub async fn run(
         counters.intensity = (launch > 1).then(|| launch.ilog2());
         let pause = counters.paused.clone();
         let thermal = counters.thermal_paused.clone();
+        if let Some(flag) = cfg
+            .proving
+            .as_ref()
+            .and_then(|p| p.device_pause_for(info.backend.name(), info.index))
+        {
+            counters.proving = flag;
+        }
+        let proving = counters.proving.clone();
         lock(&state).devices.push(counters);
         let health = Arc::new(Health::default());
         slots.push(DeviceSlot {
@@ -415,6 +437,7 @@ pub async fn run(
             ctl: ctl.clone(),
             pause: pause.clone(),
             thermal: thermal.clone(),
+            proving: proving.clone(),
             health: health.clone(),
             guard: cfg.temp_limit.and_then(|l| TempGuard::new(l).ok()),
             self_supervised,
@@ -425,6 +448,7 @@ pub async fn run(
             health,
             pause,
             thermal,
+            proving,
             dispatcher: dispatcher.clone(),
             client: client.clone(),
             found_tx: found_tx.clone(),
@@ -506,7 +530,7 @@ pub async fn run(
                         st.difficulty = Some(work.difficulty.get());
                         st.current_pool = Some(work.pool);
                     }
-                    info!(pool = work.pool, job = %work.job.job_id, difficulty = work.difficulty.get(), clean, "new job");
+                    info!(pool = work.pool, job = %escape(&work.job.job_id), difficulty = %stats::format_difficulty(work.difficulty.get()), clean, "new job");
                 }
                 Some(ClientEvent::Connected { pool, url, resumed }) => {
                     let mut st = lock(&state);
@@ -534,8 +558,8 @@ pub async fn run(
                     }
                 }
                 Some(ClientEvent::ProofJob { job, pool_host, epoch, .. }) => match &proof_tx {
-                    Some(tx) => { let _ = tx.send(prove::ProofTask { job, pool_host, epoch }); }
-                    None => debug!(job = %job.job_id, "proving job ignored: proving is off"),
+                    Some(q) => q.push(prove::ProofTask { job, pool_host, epoch }),
+                    None => debug!(job = %escape(&job.job_id), "proving job ignored: proving is off"),
                 },
             },
             Some(f) = found_rx.recv() => {
@@ -659,7 +683,7 @@ fn account_found(
     };
     dev.shares.record_found(end);
     let label = dev.label.clone();
-    if let Some(p) = st.pools.get_mut(f.pool) {
+    if let Some(p) = pool_by_url(&mut st, &f.pool_url) {
         p.shares.record_found(end);
     }
     match f.fate {
@@ -668,7 +692,7 @@ fn account_found(
             false
         }
         Fate::Stale => {
-            debug!(device = %label, job = %f.job_id, "share of an abandoned job dropped");
+            debug!(device = %label, job = %escape(&f.job_id), "share of an abandoned job dropped");
             false
         }
         Fate::Submitted(rx) => {
@@ -676,15 +700,17 @@ fn account_found(
                 st.best_share_difficulty = share_diff;
             }
             let (tx, device, pool, difficulty) = (done_tx.clone(), f.device, f.pool, f.difficulty);
+            let pool_url = f.pool_url;
             tokio::spawn(async move {
                 let outcome = rx.await.unwrap_or(SubmitOutcome {
                     result: SubmitResult::Stale("client stopped".into()),
                     pool,
+                    pool_url: None,
                     latency: None,
                 });
                 let _ = tx.send(Submitted {
                     device,
-                    pool,
+                    pool_url,
                     outcome,
                     difficulty,
                 });
@@ -692,6 +718,11 @@ fn account_found(
             true
         }
     }
+}
+
+/// A pool's counters by its configured URL (the key [`EngineCommand::SetPools`] keeps them by).
+fn pool_by_url<'a>(st: &'a mut EngineState, url: &str) -> Option<&'a mut PoolCounts> {
+    st.pools.iter_mut().find(|p| p.url == url)
 }
 
 fn record_outcome(state: &Mutex<EngineState>, slots: &[DeviceSlot], done: Submitted) {
@@ -710,7 +741,7 @@ fn record_outcome(state: &Mutex<EngineState>, slots: &[DeviceSlot], done: Submit
     }
     // Booked to the pool the share was found for, not `outcome.pool`: a client that answers
     // for a share it never sent (queue overflow, shutdown) names pool 0 or its current pool.
-    if let Some(p) = st.pools.get_mut(done.pool) {
+    if let Some(p) = pool_by_url(&mut st, &done.pool_url) {
         p.shares.record_answer(end);
         if end == ShareEnd::Accepted {
             p.accepted_difficulty += done.difficulty;
@@ -719,7 +750,8 @@ fn record_outcome(state: &Mutex<EngineState>, slots: &[DeviceSlot], done: Submit
     // A latency exists only for a share that was really sent, so it belongs to the pool
     // that answered it.
     if let Some(l) = done.outcome.latency
-        && let Some(p) = st.pools.get_mut(done.outcome.pool)
+        && let Some(url) = &done.outcome.pool_url
+        && let Some(p) = pool_by_url(&mut st, url)
     {
         p.last_latency_ms = Some(l.as_secs_f64() * 1000.0);
         p.submit_latency.observe(l.as_secs_f64());
@@ -735,11 +767,11 @@ fn record_outcome(state: &Mutex<EngineState>, slots: &[DeviceSlot], done: Submit
     match &done.outcome.result {
         SubmitResult::Accepted => info!(
             "accepted ({acc}/{rej}) diff {} device {label} ({latency})",
-            done.difficulty
+            stats::format_difficulty(done.difficulty)
         ),
         SubmitResult::Rejected(why) => warn!(
             "rejected ({acc}/{rej}) diff {} device {label}: {why}",
-            done.difficulty
+            stats::format_difficulty(done.difficulty)
         ),
         SubmitResult::Stale(why) => info!("stale share from device {label}: {why}"),
     }
@@ -847,7 +879,7 @@ fn print_speed(state: &Mutex<EngineState>) -> String {
         s.totals.rejected,
         s.totals.stale,
         s.totals.hardware_errors,
-        st.difficulty.map_or("-".into(), |d| d.to_string())
+        st.difficulty.map_or("-".into(), stats::format_difficulty)
     );
     info!("{line}");
     line
@@ -889,6 +921,7 @@ impl Reporter<'_> {
             hash,
             job_id: work.job.job_id.clone(),
             pool: work.pool,
+            pool_url: work.pool_url.clone(),
             difficulty: work.difficulty.get(),
             fate,
         });
@@ -902,6 +935,7 @@ struct ThreadContext {
     health: Arc<Health>,
     pause: Arc<AtomicBool>,
     thermal: Arc<AtomicBool>,
+    proving: Arc<AtomicBool>,
     dispatcher: Arc<Dispatcher>,
     client: ClientHandle,
     found_tx: mpsc::UnboundedSender<Found>,
@@ -955,6 +989,7 @@ fn guard_devices(
                 && s.health.disabled().is_none()
                 && !s.pause.load(Ordering::Acquire)
                 && !s.thermal.load(Ordering::Acquire)
+                && !s.proving.load(Ordering::Acquire)
         })
         .collect();
     for verdict in w.check(now, &hashes, &working) {
@@ -997,6 +1032,7 @@ fn guard_devices(
             health,
             pause: slot.pause.clone(),
             thermal: slot.thermal.clone(),
+            proving: slot.proving.clone(),
             dispatcher: ctx.dispatcher.clone(),
             client: ctx.client.clone(),
             found_tx: ctx.found_tx.clone(),
@@ -1085,6 +1121,7 @@ fn device_thread(mut worker: Box<dyn HashWorker>, ctx: ThreadContext) {
         retired: &ctx.health.retired,
         pause: &ctx.pause,
         thermal: &ctx.thermal,
+        proving: &ctx.proving,
     };
     let disabled = if worker.searches_whole_headers() {
         whole_header_loop(worker.as_mut(), &ctx.ctl, &ctx.dispatcher, &reporter, &run)
@@ -1103,6 +1140,7 @@ struct Running<'a> {
     retired: &'a AtomicBool,
     pause: &'a AtomicBool,
     thermal: &'a AtomicBool,
+    proving: &'a AtomicBool,
 }
 
 impl Running<'_> {
@@ -1111,14 +1149,16 @@ impl Running<'_> {
     }
 
     fn paused(&self) -> bool {
-        self.pause.load(Ordering::Acquire) || self.thermal.load(Ordering::Acquire)
+        self.pause.load(Ordering::Acquire)
+            || self.thermal.load(Ordering::Acquire)
+            || self.proving.load(Ordering::Acquire)
     }
 
     /// Before each unit: waits while paused (API or temperature); whether to go on.
     fn ready(&self) -> bool {
         while self.paused() && self.go_on() {
             wait_while_paused(self.pause, self.stop);
-            if self.thermal.load(Ordering::Acquire) {
+            if self.thermal.load(Ordering::Acquire) || self.proving.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -1283,6 +1323,7 @@ mod tests {
             hash: Hash256([0xff; 32]),
             job_id: "j".into(),
             pool,
+            pool_url: format!("stratum+tcp://p{pool}:1"),
             difficulty: 1.0,
             fate,
         }
@@ -1320,6 +1361,7 @@ mod tests {
             let _ = tx.send(SubmitOutcome {
                 result,
                 pool,
+                pool_url: latency.map(|_| format!("stratum+tcp://p{pool}:1")),
                 latency,
             });
         }
@@ -1343,6 +1385,51 @@ mod tests {
         assert_eq!(s.pools[0].shares, ShareCounts::default());
         assert_eq!(s.devices[0].shares, *p1);
         assert_eq!(s.pools[1].last_latency_ms, Some(5.0));
+    }
+
+    /// A reload that reorders the pools while a share is in flight: the share and its answer
+    /// stay with the pool they belong to, which now has another index.
+    #[tokio::test]
+    async fn a_share_in_flight_across_a_reordering_reload_stays_with_its_pool() {
+        let st = state(2);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let (tx, rx) = oneshot::channel();
+        assert!(account_found(&st, found(0, Fate::Submitted(rx)), &done_tx));
+        let entry = |i: usize| -> stratum::client::PoolConfig {
+            stratum::client::PoolConfig {
+                url: format!("stratum+tcp://p{i}:1").parse().unwrap(),
+                user: "u".into(),
+                password: "x".into(),
+                tls: Default::default(),
+            }
+        };
+        // No pool: the client task ends at once, the handle just drops what it is sent.
+        let (client, _ev, task) = Client::spawn(ClientConfig::new(Vec::new()));
+        let _ = task.await;
+        apply_command(
+            &st,
+            &[],
+            &client,
+            EngineCommand::SetPools(vec![entry(1), entry(0)]),
+        );
+        let _ = tx.send(SubmitOutcome {
+            result: SubmitResult::Accepted,
+            pool: 0,
+            pool_url: Some("stratum+tcp://p0:1".into()),
+            latency: Some(Duration::from_millis(7)),
+        });
+        record_outcome(&st, &[], done_rx.recv().await.unwrap());
+        let s = lock(&st);
+        let p0 = s
+            .pools
+            .iter()
+            .find(|p| p.url == "stratum+tcp://p0:1")
+            .unwrap();
+        assert_eq!((p0.shares.found, p0.shares.accepted), (1, 1));
+        assert_eq!(p0.last_latency_ms, Some(7.0));
+        assert_eq!(s.pools[0].url, "stratum+tcp://p1:1");
+        assert_eq!(s.pools[0].shares, ShareCounts::default());
+        assert_eq!(s.pools[0].last_latency_ms, None);
     }
 
     /// A share whose answer never comes (client gone) is stale for the pool it was found on.

@@ -3,9 +3,17 @@
 //! hashing paused on the devices the prover needs, the proof made (and verified) off the
 //! runtime's threads with keys kept loaded across jobs, hashing resumed, and the proof
 //! submitted on the session the job came from. Jobs run one at a time, in arrival order.
+//!
+//! Nothing a pool sends can grow without bound or stall the prover: at most
+//! [`QUEUE_CAPACITY`] jobs wait behind the one being proven (a job beyond them is refused and
+//! logged); a job's deadline is checked before its artifacts are fetched and the fetch is
+//! abandoned when it passes; artifacts come only from the pool's own host or the hosts the
+//! operator allowed ([`ArtifactHosts`]); and the largest circuit the worker asks for
+//! ([`max_constraints`]) follows the memory the rig has.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proofs::prover::{ProveOptions, ProveTimings};
 use proofs::{KeyCache, Witness};
@@ -18,7 +26,71 @@ use tracing::{info, warn};
 
 use super::dispatch::Dispatcher;
 use super::stats::{Observations, PHASE_BUCKETS};
-use crate::artifacts::ArtifactCache;
+use crate::artifacts::{ArtifactCache, ArtifactHosts};
+
+/// Proving jobs that may wait behind the one being proven; a job beyond them is refused.
+pub const QUEUE_CAPACITY: usize = 4;
+
+/// Memory one proof needs per constraint (per point of the evaluation domain), an estimate
+/// with headroom: the key's points (A, B1, C, H in G1, B2 in G2: about 400 bytes), the six
+/// NTT vectors, the MSM buckets and copies, the witness. Measured: 81 MB peak for a whole
+/// `rigworker prove` at 2^16 (about 1.2 KiB per constraint, the process included).
+pub const BYTES_PER_CONSTRAINT: u64 = 2 << 10;
+/// The same with `--prove-precompute`: the MSM tables keep several shifted copies of the
+/// key's points.
+pub const BYTES_PER_CONSTRAINT_TABLES: u64 = 8 << 10;
+/// `max_constraints` where the available memory cannot be read (no `/proc/meminfo`).
+pub const FALLBACK_MAX_CONSTRAINTS: u64 = 1 << 20;
+/// The largest domain a snarkjs zkey can have.
+const ZKEY_MAX_DOMAIN: u64 = 1 << 28;
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+pub fn mem_available_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line["MemAvailable:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The `max_constraints` to send in `prover.subscribe`: the largest power of two whose proof
+/// fits the memory available now, at [`BYTES_PER_CONSTRAINT`] (or
+/// [`BYTES_PER_CONSTRAINT_TABLES`] with tables).
+pub fn max_constraints(tables: bool) -> u64 {
+    let per = if tables {
+        BYTES_PER_CONSTRAINT_TABLES
+    } else {
+        BYTES_PER_CONSTRAINT
+    };
+    max_constraints_for(mem_available_bytes(), per)
+}
+
+/// [`max_constraints`] for `mem` bytes available.
+pub fn max_constraints_for(mem: Option<u64>, bytes_per_constraint: u64) -> u64 {
+    let Some(mem) = mem else {
+        return FALLBACK_MAX_CONSTRAINTS;
+    };
+    let n = (mem / bytes_per_constraint.max(1)).clamp(1, ZKEY_MAX_DOMAIN);
+    1 << n.ilog2()
+}
+
+/// Time left before the job's deadline (Unix seconds: a proof is taken up to the end of that
+/// second); `None` once it passed.
+fn time_left(deadline: u64) -> Option<Duration> {
+    // Far beyond any real deadline, and safe to add to any clock.
+    const NEVER: Duration = Duration::from_secs(10 * 365 * 86_400);
+    let Some(end) = UNIX_EPOCH.checked_add(Duration::from_secs(deadline.saturating_add(1))) else {
+        return Some(NEVER);
+    };
+    end.duration_since(SystemTime::now())
+        .ok()
+        .filter(|d| !d.is_zero())
+        .map(|d| d.min(NEVER))
+}
 
 /// A job as the engine receives it from the client.
 pub struct ProofTask {
@@ -35,10 +107,15 @@ pub struct ProvingCounts {
     pub rejected: u64,
     /// Lost with the session, or never answered.
     pub lost: u64,
-    /// Could not be proven: fetch failed, hash mismatch, bad witness, deadline passed.
+    /// Could not be proven: fetch failed, hash mismatch, bad witness, deadline passed,
+    /// artifact host not allowed.
     pub failed: u64,
+    /// Refused on arrival: the queue already held [`QUEUE_CAPACITY`] jobs.
+    pub refused: u64,
     /// Downloads of proving keys (a cached key costs none).
     pub key_downloads: u64,
+    /// Proving keys loaded from their files (a key kept loaded costs none).
+    pub key_loads: u64,
     /// Seconds of the last proof's phases (`rigworker prove` names).
     pub last_phases: Vec<(String, f64)>,
     /// Every proof's phase times, by phase name in the order the prover reports them (the
@@ -75,7 +152,38 @@ pub struct ProvingEngine {
     cache: ArtifactCache,
     keys: KeyCache,
     options: ProveOptions,
+    hosts: ArtifactHosts,
     pub counts: Mutex<ProvingCounts>,
+    /// The hashing device that proves (a GPU `--prove-backend`): only it pauses while a
+    /// proof runs. `None`: the CPU proves, and all hashing pauses.
+    device_pause: Option<(String, usize, Arc<AtomicBool>)>,
+}
+
+/// Where the engine puts the proving jobs it receives: a bounded queue in front of the prover.
+pub struct ProofQueue {
+    tx: mpsc::Sender<ProofTask>,
+    engine: Arc<ProvingEngine>,
+}
+
+impl ProofQueue {
+    /// Queues `task`, or refuses it (logged and counted) when [`QUEUE_CAPACITY`] jobs wait
+    /// already: a pool that floods the worker with jobs cannot grow its memory.
+    pub fn push(&self, task: ProofTask) {
+        match self.tx.try_send(task) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(t)) => {
+                self.engine.count(|c| c.refused += 1);
+                warn!(
+                    job = %t.job.job_id.escape_debug(),
+                    waiting = QUEUE_CAPACITY,
+                    "proving job refused: the queue is full (no proof will be sent for it)"
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(t)) => {
+                warn!(job = %t.job.job_id.escape_debug(), "proving job dropped: the prover stopped");
+            }
+        }
+    }
 }
 
 fn now_unix() -> u64 {
@@ -86,21 +194,71 @@ fn now_unix() -> u64 {
 }
 
 /// Resumes hashing when dropped, so no error path can leave the devices paused.
-struct PauseGuard<'a>(&'a Dispatcher);
+enum PauseGuard<'a> {
+    /// The CPU proves: every device paused.
+    All(&'a Dispatcher),
+    /// A GPU proves: only its own hashing paused.
+    Device(Arc<AtomicBool>),
+}
 
 impl Drop for PauseGuard<'_> {
     fn drop(&mut self) {
-        self.0.set_paused(false);
+        match self {
+            PauseGuard::All(d) => d.set_paused(false),
+            PauseGuard::Device(flag) => flag.store(false, Ordering::Release),
+        }
     }
 }
 
 impl ProvingEngine {
-    pub fn new(cache: ArtifactCache, keys: KeyCache, options: ProveOptions) -> ProvingEngine {
+    /// Where this worker's proofs run (`cpu`, `opencl`, ...).
+    pub fn backend_name(&self) -> String {
+        self.keys.backend_name().to_string()
+    }
+
+    /// Proofs run on hashing device `index` of `backend`: pause only that device while one
+    /// runs, not the whole rig.
+    pub fn pausing_device(mut self, backend: &str, index: usize) -> Self {
+        self.device_pause = Some((backend.to_string(), index, Arc::new(AtomicBool::new(false))));
+        self
+    }
+
+    /// The flag the engine's device loop for (`backend`, `index`) holds on, if that device
+    /// is the one that proves.
+    pub fn device_pause_for(&self, backend: &str, index: usize) -> Option<Arc<AtomicBool>> {
+        self.device_pause
+            .as_ref()
+            .filter(|(b, i, _)| b == backend && *i == index)
+            .map(|(_, _, f)| f.clone())
+    }
+
+    pub fn new(
+        cache: ArtifactCache,
+        keys: KeyCache,
+        options: ProveOptions,
+        hosts: ArtifactHosts,
+    ) -> ProvingEngine {
         ProvingEngine {
             cache,
             keys,
             options,
+            hosts,
             counts: Mutex::new(ProvingCounts::default()),
+            device_pause: None,
+        }
+    }
+
+    /// Starts the prover task; jobs go to it through the returned queue.
+    pub fn start(
+        self: &Arc<Self>,
+        client: ClientHandle,
+        dispatcher: Arc<Dispatcher>,
+    ) -> ProofQueue {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(self.clone().run(rx, client, dispatcher));
+        ProofQueue {
+            tx,
+            engine: self.clone(),
         }
     }
 
@@ -115,13 +273,14 @@ impl ProvingEngine {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         c.key_downloads = self.cache.downloads();
+        c.key_loads = self.keys.loads();
         c
     }
 
     /// Runs jobs from `rx` one after another until the channel closes.
-    pub async fn run(
+    async fn run(
         self: Arc<Self>,
-        mut rx: mpsc::UnboundedReceiver<ProofTask>,
+        mut rx: mpsc::Receiver<ProofTask>,
         client: ClientHandle,
         dispatcher: Arc<Dispatcher>,
     ) {
@@ -173,15 +332,38 @@ impl ProvingEngine {
     ) -> anyhow::Result<(serde_json::Value, Vec<String>, ProveTimings)> {
         let job = &task.job;
         let t0 = Instant::now();
+        // A job that expired (while it waited, or before it came) costs no download.
+        let Some(left) = time_left(job.deadline) else {
+            anyhow::bail!("deadline passed before its artifacts were fetched");
+        };
         let url = HttpUrl::parse(&job.zkey_url, &task.pool_host)?;
-        let zkey = self.cache.get(job.circuit_id, &url, job.zkey_size).await?;
-        let wtns = match &job.witness {
-            WitnessSource::Inline(b) => b.clone(),
-            WitnessSource::Url { url, sha256, size } => {
+        self.hosts.check(&url, &task.pool_host)?;
+        let witness_url = match &job.witness {
+            WitnessSource::Inline(_) => None,
+            WitnessSource::Url { url, .. } => {
                 let u = HttpUrl::parse(url, &task.pool_host)?;
-                self.cache.fetch_witness(&u, *sha256, *size).await?
+                self.hosts.check(&u, &task.pool_host)?;
+                Some(u)
             }
         };
+        let fetch = async {
+            let zkey = self.cache.get(job.circuit_id, &url, job.zkey_size).await?;
+            let wtns = match (&job.witness, &witness_url) {
+                (WitnessSource::Url { sha256, size, .. }, Some(u)) => {
+                    self.cache.fetch_witness(u, *sha256, *size).await?
+                }
+                (WitnessSource::Inline(b), _) => b.clone(),
+                (WitnessSource::Url { .. }, None) => anyhow::bail!("witness URL missing"),
+            };
+            anyhow::Ok((zkey, wtns))
+        };
+        // Dropping the fetch at the deadline closes its connection and removes its partial
+        // file.
+        let (zkey, wtns) = tokio::time::timeout(left, fetch).await.map_err(|_| {
+            anyhow::anyhow!(
+                "deadline passed while its artifacts were being fetched: fetch abandoned"
+            )
+        })??;
         let witness = Witness::parse(&wtns).map_err(|e| anyhow::anyhow!("witness: {e}"))?;
         if now_unix() > job.deadline {
             anyhow::bail!("deadline passed before the proof could start");
@@ -189,8 +371,16 @@ impl ProvingEngine {
         let fetched = t0.elapsed();
         // The CPU prover uses every core: hashing pauses (units in flight end within a
         // fraction of a second) and resumes when the guard drops, whatever happens.
-        dispatcher.set_paused(true);
-        let guard = PauseGuard(dispatcher);
+        let guard = match &self.device_pause {
+            Some((_, _, flag)) => {
+                flag.store(true, Ordering::Release);
+                PauseGuard::Device(flag.clone())
+            }
+            None => {
+                dispatcher.set_paused(true);
+                PauseGuard::All(dispatcher)
+            }
+        };
         let this = self.clone();
         let circuit = job.circuit_id;
         let out = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {

@@ -270,9 +270,58 @@ pub fn format_rate(h: Option<f64>) -> String {
     }
 }
 
+/// A difficulty for people: four significant digits (`0.02247`, `1024`; `3.142e12` outside
+/// 1e-5..1e6), never the 17 digits of an f64.
+pub fn format_difficulty(d: f64) -> String {
+    if !d.is_finite() {
+        return d.to_string();
+    }
+    if d == 0.0 {
+        return "0".into();
+    }
+    let exp = d.abs().log10().floor() as i32;
+    if !(-5..=5).contains(&exp) {
+        let s = format!("{d:.3e}");
+        // "1.500e12" → "1.5e12"
+        return match s.split_once('e') {
+            Some((m, e)) if m.contains('.') => {
+                format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+            }
+            _ => s,
+        };
+    }
+    let decimals = (3 - exp).max(0) as usize;
+    let s = format!("{d:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn difficulties_have_four_significant_digits() {
+        for (d, want) in [
+            (0.022468356875660244, "0.02247"),
+            (0.001, "0.001"),
+            (0.00002, "0.00002"),
+            (0.000012345678, "0.00001235"),
+            (1.0, "1"),
+            (1024.0, "1024"),
+            (65536.7, "65537"),
+            (123456.0, "123456"),
+            (1234567.0, "1.235e6"),
+            (3.14159e12, "3.142e12"),
+            (1.5e-7, "1.5e-7"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(format_difficulty(d), want, "{d}");
+        }
+    }
 
     #[test]
     fn every_share_lands_in_one_bucket() {

@@ -38,6 +38,17 @@ function cell(row, text, cls, value) {
 
 function orDash(v, unit) { return v === null || v === undefined ? "–" : v + unit; }
 
+// As the log prints it: four significant digits, trailing zeros dropped (0.022468356875660244
+// → 0.02247), whole numbers from 1000 on, exponent form outside 1e-5..1e6 (3.142e12).
+function difficulty(d) {
+  if (d === null || d === undefined) return "–";
+  if (d !== 0 && (Math.abs(d) >= 1e6 || Math.abs(d) < 1e-5)) {
+    return d.toExponential(3).replace(/\.?0+e/, "e").replace("e+", "e");
+  }
+  if (Math.abs(d) >= 1000) return String(Math.round(d));
+  return String(Number(d.toPrecision(4)));
+}
+
 async function get(path) {
   const r = await fetch(path, { cache: "no-store" });
   if (!r.ok) throw new Error(path + ": HTTP " + r.status);
@@ -57,7 +68,7 @@ function renderSummary(s) {
   set("shares-stale", s.shares.stale, s.shares.stale);
   set("shares-hw", s.shares.hardware_errors, s.shares.hardware_errors);
   set("uptime", Math.floor(s.uptime_secs), duration(s.uptime_secs));
-  set("best-share", s.best_share_difficulty, s.best_share_difficulty.toPrecision(4));
+  set("best-share", s.best_share_difficulty, difficulty(s.best_share_difficulty));
   set("reconnects", s.reconnects, s.reconnects);
   set("failovers", s.failovers, s.failovers);
 }
@@ -93,7 +104,7 @@ function renderPools(p) {
     cell(tr, pool.url);
     const status = pool.current ? (pool.pinned ? "active (pinned)" : "active") : "standby";
     cell(tr, status, pool.current ? "state-running" : "muted", pool.current);
-    cell(tr, orDash(pool.difficulty, ""), "num", pool.difficulty);
+    cell(tr, difficulty(pool.difficulty), "num", pool.difficulty);
     cell(tr, pool.latency_ms === null ? "–" : pool.latency_ms.toFixed(1) + " ms", "num", pool.latency_ms);
     cell(tr, pool.shares.accepted, "num", pool.shares.accepted);
     cell(tr, pool.shares.rejected, "num", pool.shares.rejected);
