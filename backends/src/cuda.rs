@@ -68,7 +68,10 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 
 /// Runs driver calls, turning both their errors and a panic inside `cudarc` (a symbol this
 /// driver lacks) into an error message.
-pub(crate) fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DriverError>) -> Result<T, String> {
+pub(crate) fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, DriverError>,
+) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {e}")),

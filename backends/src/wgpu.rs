@@ -121,7 +121,9 @@ pub(crate) fn instance() -> Result<::wgpu::Instance, BackendUnavailable> {
     }))
 }
 
-pub(crate) fn adapters(instance: &::wgpu::Instance) -> Result<Vec<::wgpu::Adapter>, BackendUnavailable> {
+pub(crate) fn adapters(
+    instance: &::wgpu::Instance,
+) -> Result<Vec<::wgpu::Adapter>, BackendUnavailable> {
     let adapters = instance.enumerate_adapters(wanted_backends());
     if adapters.is_empty() {
         Err(unavailable(no_adapter_reason()))

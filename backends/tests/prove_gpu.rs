@@ -13,7 +13,6 @@ use std::sync::Arc;
 use ark_ec::{CurveGroup, PrimeGroup};
 use ark_ff::{PrimeField, UniformRand, Zero};
 use ark_std::rand::{RngCore, SeedableRng, rngs::StdRng};
-use backends::prove::gpu::{GpuDevice, GpuMsmConfig, GpuProveBackend, Kernel};
 use backends::prove::{
     CpuProveBackend, Fr, G1Affine, G1Projective, G2Affine, G2Projective, Precompute, ProveBackend,
     ScalarRepr, root_of_unity,
@@ -47,7 +46,10 @@ fn runtimes() -> Vec<&'static str> {
     backends::prove::prove_backend_names()
         .into_iter()
         .filter(|n| *n != "cpu")
-        .filter(|n| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == *n)))
+        .filter(|n| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|x| x == *n))
+        })
         .collect()
 }
 
@@ -154,7 +156,11 @@ fn g1_msm_matches_the_cpu() {
                 let s = reprs(&scalars(&mut rng, n, p));
                 let want = on_cpu.msm(&s).expect("cpu msm");
                 let got = on_gpu.msm(&s).expect("gpu msm");
-                assert_eq!(got.into_affine(), want.into_affine(), "{name} G1 2^{log} {p:?}");
+                assert_eq!(
+                    got.into_affine(),
+                    want.into_affine(),
+                    "{name} G1 2^{log} {p:?}"
+                );
             }
         }
     }
@@ -185,7 +191,11 @@ fn g2_msm_matches_the_cpu() {
                 let s = reprs(&scalars(&mut rng, n, *p));
                 let want = on_cpu.msm(&s).expect("cpu msm");
                 let got = on_gpu.msm(&s).expect("gpu msm");
-                assert_eq!(got.into_affine(), want.into_affine(), "{name} G2 2^{log} {p:?}");
+                assert_eq!(
+                    got.into_affine(),
+                    want.into_affine(),
+                    "{name} G2 2^{log} {p:?}"
+                );
             }
         }
     }
@@ -197,6 +207,7 @@ fn g2_msm_matches_the_cpu() {
 #[test]
 fn msm_configurations_agree() {
     use backends::prove::gpu::opencl::OpenClProveDevice;
+    use backends::prove::gpu::{GpuMsmConfig, GpuProveBackend};
     let dev = match OpenClProveDevice::open(0) {
         Ok(d) => d,
         Err(e) => {
@@ -300,6 +311,7 @@ fn bad_sizes_are_errors_not_fallbacks() {
 fn opencl_field_kernels_match_arkworks() {
     use ark_bn254::{Fq, Fq2};
     use backends::prove::gpu::opencl::OpenClProveDevice;
+    use backends::prove::gpu::{GpuDevice, Kernel};
     let dev = match OpenClProveDevice::open(0) {
         Ok(d) => d,
         Err(e) => {
@@ -317,7 +329,9 @@ fn opencl_field_kernels_match_arkworks() {
         3 => Some(-Fq::from(2u64)),
         _ => None,
     };
-    let a: Vec<Fq> = (0..n).map(|i| edge(i).unwrap_or_else(|| Fq::rand(&mut rng))).collect();
+    let a: Vec<Fq> = (0..n)
+        .map(|i| edge(i).unwrap_or_else(|| Fq::rand(&mut rng)))
+        .collect();
     let b: Vec<Fq> = (0..n)
         .map(|i| edge(n - 1 - i).unwrap_or_else(|| Fq::rand(&mut rng)))
         .collect();
@@ -355,7 +369,15 @@ fn opencl_field_kernels_match_arkworks() {
     assert_eq!(got, w2(&want), "Fq2 products");
 
     let fa: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
-    let fb: Vec<Fr> = (0..n).map(|i| if i < 2 { -Fr::from(1u64) } else { Fr::rand(&mut rng) }).collect();
+    let fb: Vec<Fr> = (0..n)
+        .map(|i| {
+            if i < 2 {
+                -Fr::from(1u64)
+            } else {
+                Fr::rand(&mut rng)
+            }
+        })
+        .collect();
     let fw = |v: &[Fr]| -> Vec<u32> {
         v.iter()
             .flat_map(|f| f.0.0.iter().flat_map(|l| [*l as u32, (*l >> 32) as u32]))

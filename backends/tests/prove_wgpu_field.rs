@@ -183,10 +183,7 @@ fn every_kernel_module_validates() {
             .filter_map(|(_, g)| {
                 let b = g.binding.as_ref()?;
                 assert_eq!(b.group, 0, "{name}");
-                Some((
-                    b.binding,
-                    matches!(g.space, naga::AddressSpace::Uniform),
-                ))
+                Some((b.binding, matches!(g.space, naga::AddressSpace::Uniform)))
             })
             .collect();
         bindings.sort_unstable();
@@ -211,7 +208,11 @@ fn fq_mul_matches_arkworks() {
     let b: Vec<u32> = v.iter().flat_map(|(_, b)| fq_words(b)).collect();
     let got = device_mul(d, Kernel::TestFqMul, &a, &b, 8);
     for (i, (x, y)) in v.iter().enumerate() {
-        assert_eq!(&got[8 * i..8 * i + 8], &fq_words(&(*x * y)), "#{i}: {x} * {y}");
+        assert_eq!(
+            &got[8 * i..8 * i + 8],
+            &fq_words(&(*x * y)),
+            "#{i}: {x} * {y}"
+        );
     }
 }
 
@@ -228,7 +229,11 @@ fn fr_mul_matches_arkworks() {
     let b: Vec<u32> = v.iter().flat_map(|(_, b)| fr_words(b)).collect();
     let got = device_mul(d, Kernel::TestFrMul, &a, &b, 8);
     for (i, (x, y)) in v.iter().enumerate() {
-        assert_eq!(&got[8 * i..8 * i + 8], &fr_words(&(*x * y)), "#{i}: {x} * {y}");
+        assert_eq!(
+            &got[8 * i..8 * i + 8],
+            &fr_words(&(*x * y)),
+            "#{i}: {x} * {y}"
+        );
     }
 }
 
@@ -249,14 +254,22 @@ fn fq2_mul_matches_arkworks() {
     let b: Vec<u32> = v.iter().flat_map(|(_, b)| fq2_words(b)).collect();
     let got = device_mul(d, Kernel::TestFq2Mul, &a, &b, 16);
     for (i, (x, y)) in v.iter().enumerate() {
-        assert_eq!(fq2_from(&got[16 * i..16 * i + 16]), *x * y, "#{i}: {x} * {y}");
+        assert_eq!(
+            fq2_from(&got[16 * i..16 * i + 16]),
+            *x * y,
+            "#{i}: {x} * {y}"
+        );
     }
     // The words themselves too (fully reduced, as arkworks keeps them).
-    assert_eq!(got, v.iter().flat_map(|(x, y)| fq2_words(&(*x * y))).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        v.iter()
+            .flat_map(|(x, y)| fq2_words(&(*x * y)))
+            .collect::<Vec<_>>()
+    );
 }
 
-/// Runs the whole MSM chain of `docs/gpu-proving.md` for `curve` and returns the window sums
-/// (XYZZ words), checking the counting sort on the way.
+/// What [`device_msm`] read back: the window sums and the bucket sums (XYZZ words).
 struct MsmRun {
     windows: usize,
     c: u32,
@@ -264,6 +277,9 @@ struct MsmRun {
     bucket_sums: Vec<u32>,
 }
 
+/// Runs the whole MSM chain of `docs/gpu-proving.md` for `curve` (count, scan, scatter,
+/// accumulation level by level, segment reduction, window sums), checking the counting sort
+/// on the way.
 fn device_msm(
     d: &WgpuProveDevice,
     curve: Curve,
@@ -293,26 +309,41 @@ fn device_msm(
     let counts = d.alloc(total as usize).unwrap();
     d.zero(&counts, total as usize).unwrap();
     let sp = [n as u32, c, windows, buckets];
-    d.launch(Kernel::MsmCount, n as u32, &[&scalars_b, &skip_b, &counts], &sp)
-        .unwrap();
+    d.launch(
+        Kernel::MsmCount,
+        n as u32,
+        &[&scalars_b, &skip_b, &counts],
+        &sp,
+    )
+    .unwrap();
     let raw_counts = download(d, &counts, total as usize);
     let blocks = total.div_ceil(256);
     let block_sums = d.alloc(blocks as usize).unwrap();
     let total_out = d.alloc(1).unwrap();
     let cursor = d.alloc(total as usize).unwrap();
-    d.launch(Kernel::MsmScanBlocks, blocks, &[&counts, &block_sums], &[total])
-        .unwrap();
+    d.launch(
+        Kernel::MsmScanBlocks,
+        blocks,
+        &[&counts, &block_sums],
+        &[total],
+    )
+    .unwrap();
     d.launch(Kernel::MsmScanTop, 1, &[&block_sums, &total_out], &[blocks])
         .unwrap();
-    d.launch(Kernel::MsmScanAdd, total, &[&counts, &block_sums, &cursor], &[total])
-        .unwrap();
+    d.launch(
+        Kernel::MsmScanAdd,
+        total,
+        &[&counts, &block_sums, &cursor],
+        &[total],
+    )
+    .unwrap();
     let m = download(d, &total_out, 1)[0] as usize;
     assert_eq!(m, raw_counts.iter().map(|&x| x as usize).sum::<usize>());
     let starts = download(d, &counts, total as usize);
     let mut acc = 0u32;
-    for g in 0..total as usize {
-        assert_eq!(starts[g], acc, "bucket start {g}");
-        acc += raw_counts[g];
+    for (g, (&start, &count)) in starts.iter().zip(&raw_counts).enumerate() {
+        assert_eq!(start, acc, "bucket start {g}");
+        acc += count;
     }
     let keys = d.alloc(m).unwrap();
     let refs = d.alloc(m).unwrap();
@@ -325,9 +356,9 @@ fn device_msm(
     .unwrap();
     let k = download(d, &keys, m);
     assert!(k.windows(2).all(|p| p[0] <= p[1]), "keys are sorted");
-    for g in 0..total as usize {
+    for (g, &count) in raw_counts.iter().enumerate() {
         let run = k.iter().filter(|&&x| x as usize == g).count();
-        assert_eq!(run, raw_counts[g] as usize, "entries of bucket {g}");
+        assert_eq!(run, count as usize, "entries of bucket {g}");
     }
 
     // Bucket accumulation, level by level.
@@ -361,7 +392,10 @@ fn device_msm(
         }
         level = Some((out_keys, out_points));
         // Each level halves the list at least when K >= 4 (K = 3 stays at 4 entries for ever).
-        assert!(2 * threads < len, "K = {chunk} does not shrink a list of {len}");
+        assert!(
+            2 * threads < len,
+            "K = {chunk} does not shrink a list of {len}"
+        );
         len = 2 * threads;
     }
 
@@ -397,7 +431,12 @@ fn device_msm(
 }
 
 fn g1_from_xyzz(w: &[u32]) -> G1Projective {
-    let (x, y, zz, zzz) = (fq_from(&w[..8]), fq_from(&w[8..16]), fq_from(&w[16..24]), fq_from(&w[24..32]));
+    let (x, y, zz, zzz) = (
+        fq_from(&w[..8]),
+        fq_from(&w[8..16]),
+        fq_from(&w[16..24]),
+        fq_from(&w[24..32]),
+    );
     if zz.is_zero() {
         return G1Projective::zero();
     }
@@ -415,6 +454,59 @@ fn g2_from_xyzz(w: &[u32]) -> G2Projective {
     let p = G2Affine::new_unchecked(x / zz, y / zzz);
     assert!(p.is_on_curve(), "an XYZZ result off the curve");
     p.into_group()
+}
+
+/// The signed digits of a canonical scalar, as the spec defines them (host reference).
+fn host_digits(s: &[u32; 8], c: u32) -> Vec<i64> {
+    let mut carry = 0i64;
+    (0..254 / c + 1)
+        .map(|w| {
+            let bits = (0..c)
+                .map(|b| w * c + b)
+                .filter(|&bit| bit < 256 && (s[(bit / 32) as usize] >> (bit % 32)) & 1 == 1)
+                .fold(0i64, |acc, bit| acc | 1 << (bit - w * c));
+            let v = bits + carry;
+            if v > 1 << (c - 1) {
+                carry = 1;
+                v - (1 << c)
+            } else {
+                carry = 0;
+                v
+            }
+        })
+        .collect()
+}
+
+/// Every bucket sum of `run` against the host's (bases at infinity make no entry).
+fn check_buckets<G: PrimeGroup, A: Copy + AffineRepr<Group = G>>(
+    run: &MsmRun,
+    bases: &[A],
+    scalars: &[[u32; 8]],
+    point: impl Fn(&[u32]) -> G,
+) {
+    let buckets = 1usize << (run.c - 1);
+    let xw = run.window_sums.len() / run.windows;
+    let mut expect = vec![G::zero(); run.windows * buckets];
+    for (b, s) in bases.iter().zip(scalars) {
+        if b.is_zero() {
+            continue;
+        }
+        for (w, d) in host_digits(s, run.c).into_iter().enumerate() {
+            match d {
+                0 => {}
+                d if d > 0 => expect[w * buckets + d as usize - 1] += b.into_group(),
+                d => expect[w * buckets + (-d) as usize - 1] -= b.into_group(),
+            }
+        }
+    }
+    for (g, e) in expect.iter().enumerate() {
+        assert_eq!(
+            point(&run.bucket_sums[xw * g..xw * (g + 1)]),
+            *e,
+            "bucket {g} (c = {})",
+            run.c
+        );
+    }
 }
 
 /// Σ 2^(c·w) · window_sums\[w\] (Horner from the top window).
@@ -447,7 +539,9 @@ fn awkward_scalars(rng: &mut StdRng, n: usize) -> Vec<Fr> {
 }
 
 fn canonical(s: &[Fr]) -> Vec<[u32; 8]> {
-    s.iter().map(|x| limbs_to_words(&x.into_bigint().0)).collect()
+    s.iter()
+        .map(|x| limbs_to_words(&x.into_bigint().0))
+        .collect()
 }
 
 /// Index i's role: repeated base (doubling in a bucket), opposite base (cancellation), point
@@ -469,7 +563,9 @@ fn g1_msm_kernels_match_arkworks() {
     let g = G1Projective::generator();
     let pts: Vec<G1Affine> =
         G1Projective::normalize_batch(&(0..n).map(|_| g * Fr::rand(&mut rng)).collect::<Vec<_>>());
-    let bases: Vec<G1Affine> = (0..n).map(|i| awkward_base(i, &pts, G1Affine::identity())).collect();
+    let bases: Vec<G1Affine> = (0..n)
+        .map(|i| awkward_base(i, &pts, G1Affine::identity()))
+        .collect();
     let scalars = awkward_scalars(&mut rng, n);
     let expect: G1Projective = bases.iter().zip(&scalars).map(|(b, s)| *b * s).sum();
     let words: Vec<u32> = bases
@@ -479,10 +575,24 @@ fn g1_msm_kernels_match_arkworks() {
             None => vec![0; 16],
         })
         .collect();
-    // (c, K, S): several accumulation levels, segments of one bucket and of many.
-    for (c, chunk, segs) in [(4, 4, 1), (5, 16, 4), (8, 64, 128), (13, 1000, 8)] {
-        let run = device_msm(d, Curve::G1, &words, &canonical(&scalars), c, chunk, segs);
-        assert_eq!(combine(&run, g1_from_xyzz), expect, "c={c} K={chunk} S={segs}");
+    // (c, K, S): several accumulation levels, segments of one bucket and of many; K = 32
+    // and segments of 64 buckets are the scheduler's defaults (and within lavapipe's loop
+    // budget, see docs/gpu-proving.md).
+    let cs = canonical(&scalars);
+    for (c, chunk, segs) in [
+        (4, 4, 1),
+        (5, 16, 4),
+        (8, 64, 128),
+        (8, 32, 2),
+        (13, 32, 64),
+    ] {
+        let run = device_msm(d, Curve::G1, &words, &cs, c, chunk, segs);
+        check_buckets(&run, &bases, &cs, g1_from_xyzz);
+        assert_eq!(
+            combine(&run, g1_from_xyzz),
+            expect,
+            "c={c} K={chunk} S={segs}"
+        );
     }
     // Every scalar 1 on one base: one bucket holds every entry (doublings all along).
     let same = vec![pts[1]; 64];
@@ -503,7 +613,9 @@ fn g2_msm_kernels_match_arkworks() {
     let g = G2Projective::generator();
     let pts: Vec<G2Affine> =
         G2Projective::normalize_batch(&(0..n).map(|_| g * Fr::rand(&mut rng)).collect::<Vec<_>>());
-    let bases: Vec<G2Affine> = (0..n).map(|i| awkward_base(i, &pts, G2Affine::identity())).collect();
+    let bases: Vec<G2Affine> = (0..n)
+        .map(|i| awkward_base(i, &pts, G2Affine::identity()))
+        .collect();
     let scalars = awkward_scalars(&mut rng, n);
     let expect: G2Projective = bases.iter().zip(&scalars).map(|(b, s)| *b * s).sum();
     let words: Vec<u32> = bases
@@ -513,9 +625,15 @@ fn g2_msm_kernels_match_arkworks() {
             None => vec![0; 32],
         })
         .collect();
-    for (c, chunk, segs) in [(4, 4, 2), (7, 32, 8)] {
-        let run = device_msm(d, Curve::G2, &words, &canonical(&scalars), c, chunk, segs);
-        assert_eq!(combine(&run, g2_from_xyzz), expect, "c={c} K={chunk} S={segs}");
+    let cs = canonical(&scalars);
+    for (c, chunk, segs) in [(4, 4, 2), (8, 32, 2)] {
+        let run = device_msm(d, Curve::G2, &words, &cs, c, chunk, segs);
+        check_buckets(&run, &bases, &cs, g2_from_xyzz);
+        assert_eq!(
+            combine(&run, g2_from_xyzz),
+            expect,
+            "c={c} K={chunk} S={segs}"
+        );
     }
 }
 
@@ -535,8 +653,13 @@ fn ntt_kernels_match_arkworks() {
         let values = upload(d, &coeffs.iter().flat_map(fr_words).collect::<Vec<_>>());
         let tw = upload(d, &twiddles);
         let t0 = Instant::now();
-        d.launch(Kernel::FrBitReverse, n as u32, &[&values], &[n as u32, log_n])
-            .unwrap();
+        d.launch(
+            Kernel::FrBitReverse,
+            n as u32,
+            &[&values],
+            &[n as u32, log_n],
+        )
+        .unwrap();
         let mut half = 1;
         while half < n {
             let stride = n / (2 * half);
@@ -572,12 +695,20 @@ fn ntt_kernels_match_arkworks() {
     b[1] = Fr::zero();
     c[2] = -Fr::one();
     let words = |v: &[Fr]| v.iter().flat_map(fr_words).collect::<Vec<_>>();
-    let (ba, bb, bc) = (upload(d, &words(&a)), upload(d, &words(&b)), upload(d, &words(&c)));
+    let (ba, bb, bc) = (
+        upload(d, &words(&a)),
+        upload(d, &words(&b)),
+        upload(d, &words(&c)),
+    );
     d.launch(Kernel::FrMulPointwise, n as u32, &[&ba, &bb], &[n as u32])
         .unwrap();
     let prod = download(d, &ba, 8 * n);
     for i in 0..n {
-        assert_eq!(fr_from(&prod[8 * i..8 * i + 8]), a[i] * b[i], "pointwise #{i}");
+        assert_eq!(
+            fr_from(&prod[8 * i..8 * i + 8]),
+            a[i] * b[i],
+            "pointwise #{i}"
+        );
     }
     d.write(&ba, &words(&a)).unwrap();
     d.launch(Kernel::FrQuotient, n as u32, &[&ba, &bb, &bc], &[n as u32])
@@ -585,7 +716,11 @@ fn ntt_kernels_match_arkworks() {
     let q = download(d, &ba, 8 * n);
     for i in 0..n {
         let expect = (a[i] * b[i] - c[i]).into_bigint();
-        assert_eq!(&q[8 * i..8 * i + 8], &limbs_to_words(&expect.0), "quotient #{i}");
+        assert_eq!(
+            &q[8 * i..8 * i + 8],
+            &limbs_to_words(&expect.0),
+            "quotient #{i}"
+        );
     }
 }
 
@@ -603,7 +738,8 @@ fn launch_geometry_and_errors() {
     let cursor = d.alloc(n).unwrap();
     let args = [&bc, &bs, &cursor];
     d.launch(Kernel::MsmScanAdd, 0, &args, &[n as u32]).unwrap();
-    d.launch(Kernel::MsmScanAdd, n as u32, &args, &[n as u32]).unwrap();
+    d.launch(Kernel::MsmScanAdd, n as u32, &args, &[n as u32])
+        .unwrap();
     let got = download(d, &cursor, n);
     assert_eq!(got, download(d, &bc, n));
     for (g, &v) in got.iter().enumerate() {
@@ -626,131 +762,4 @@ fn launch_geometry_and_errors() {
     d.write(&a, &fr_words(&Fr::from(3u64))).unwrap();
     d.launch(Kernel::TestFrMul, 1, &[&a, &a, &a], &[1]).unwrap();
     assert_eq!(download(d, &a, 8), fr_words(&Fr::from(9u64)));
-}
-
-fn host_digits(s: &[u32; 8], c: u32) -> Vec<i64> {
-    let windows = 254 / c + 1;
-    let mut carry = 0i64;
-    let mut out = vec![];
-    for w in 0..windows {
-        let mut bits = 0u64;
-        for b in 0..c {
-            let bit = w * c + b;
-            if bit < 256 && (s[(bit / 32) as usize] >> (bit % 32)) & 1 == 1 {
-                bits |= 1 << b;
-            }
-        }
-        let v = bits as i64 + carry;
-        if v > (1 << (c - 1)) {
-            out.push(v - (1 << c));
-            carry = 1;
-        } else {
-            out.push(v);
-            carry = 0;
-        }
-    }
-    out
-}
-
-const PREV: [u32; 32] = [159480935, 865353220, 3712926803, 1992412143, 1486364840, 2733905282, 819054635, 321776846, 2644068704, 1087323545, 2962143445, 2721364674, 129980734, 2557764335, 1760137881, 428272978, 201319811, 3626317455, 2222881454, 247845408, 272195797, 1796766172, 2455646135, 184394672, 3357367913, 787183598, 3061441973, 2126178745, 742256128, 2113539622, 3941196115, 672670572];
-const BASE: [u32; 16] = [4259994894, 1552469427, 1506628994, 2463164494, 2135291537, 3599650389, 2574266886, 764199011, 4009742866, 3784030240, 2181750818, 478212471, 1709340429, 161257973, 1532399115, 559738701];
-const THIS: [u32; 32] = [396887390, 163436717, 1299235597, 2159134844, 2123534516, 2838287919, 2295910253, 55018964, 2324869512, 358166659, 391116406, 80648928, 4201840832, 4233007410, 2636324795, 149576581, 1877150753, 2131328400, 3981829263, 2060179505, 1769194900, 1776947937, 635081508, 79946190, 582634562, 1124551509, 3798424840, 3730927969, 3046167400, 714505691, 1882656164, 573822788];
-
-fn run_custom(src: &str, input: &[u32], out_words: usize, threads: u32) -> Vec<u32> {
-    use wgpu::util::DeviceExt;
-    let inst = wgpu::Instance::new(&wgpu::InstanceDescriptor { backends: wgpu::Backends::VULKAN, ..Default::default() });
-    let adapter = pollster::block_on(inst.request_adapter(&Default::default())).unwrap();
-    let (dev, q) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor { required_limits: adapter.limits(), ..Default::default() })).unwrap();
-    let t0 = Instant::now();
-    let m = dev.create_shader_module(wgpu::ShaderModuleDescriptor { label: None, source: wgpu::ShaderSource::Wgsl(src.into()) });
-    let pl = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor { label: None, layout: None, module: &m, entry_point: Some("dbg"), compilation_options: Default::default(), cache: None });
-    let t_pipe = t0.elapsed();
-    let inb = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: &input.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<_>>(), usage: wgpu::BufferUsages::STORAGE });
-    let outb = dev.create_buffer(&wgpu::BufferDescriptor { label: None, size: 4 * out_words as u64, usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
-    let stg = dev.create_buffer(&wgpu::BufferDescriptor { label: None, size: 4 * out_words as u64, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
-    let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &pl.get_bind_group_layout(0), entries: &[wgpu::BindGroupEntry { binding: 0, resource: inb.as_entire_binding() }, wgpu::BindGroupEntry { binding: 1, resource: outb.as_entire_binding() }] });
-    let mut enc = dev.create_command_encoder(&Default::default());
-    { let mut pass = enc.begin_compute_pass(&Default::default()); pass.set_pipeline(&pl); pass.set_bind_group(0, &bg, &[]); pass.dispatch_workgroups(threads.div_ceil(64), 1, 1); }
-    enc.copy_buffer_to_buffer(&outb, 0, &stg, 0, 4 * out_words as u64);
-    q.submit([enc.finish()]);
-    stg.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    dev.poll(wgpu::PollType::Wait).unwrap();
-    println!("TMPDBG pipeline {t_pipe:.2?}, pipeline + first run {:.2?}", t0.elapsed());
-    let data = stg.slice(..).get_mapped_range();
-    data.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-}
-
-fn mul_variant(steps: usize) -> String {
-    let mut body = String::from("fn fq_mul(a: fq_t, b: fq_t) -> fq_t {\n    let x = fq_unpack(a);\n    let y = fq_unpack(b);\n    var t = array<u32, 16>();\n");
-    if steps == 16 {
-        for i in 0..16 { body += &format!("    t = fq_step(t, x, y[{i}]);\n"); }
-    } else {
-        body += &format!("    for (var i = 0u; i < 16u; i += {steps}u) {{\n");
-        for k in 0..steps { body += &format!("        t = fq_step(t, x, y[i + {k}u]);\n"); }
-        body += "    }\n";
-    }
-    body += "    return fq_reduce(fq_t(t[0] | (t[1] << 16u), t[2] | (t[3] << 16u), t[4] | (t[5] << 16u), t[6] | (t[7] << 16u), t[8] | (t[9] << 16u), t[10] | (t[11] << 16u), t[12] | (t[13] << 16u), t[14] | (t[15] << 16u)));\n}\n";
-    body
-}
-
-const FQ2_LOOP: &str = r#"
-fn fq2_mul(a: fq2_t, b: fq2_t) -> fq2_t {
-    var xs = array<fq_t, 3>(a.c0, a.c1, fq_add(a.c0, a.c1));
-    var ys = array<fq_t, 3>(b.c0, b.c1, fq_add(b.c0, b.c1));
-    var v: array<fq_t, 3>;
-    for (var i = 0u; i < 3u; i++) { v[i] = fq_mul(xs[i], ys[i]); }
-    return fq2_t(fq_sub(v[0], v[1]), fq_sub(fq_sub(v[2], v[0]), v[1]));
-}
-fn fq2_sqr(a: fq2_t) -> fq2_t { return fq2_mul(a, a); }
-"#;
-
-/// Replaces the function `name` (up to the next line starting with "fn " or "// ") in `src`.
-fn replace_fn(src: &str, name: &str, new: &str) -> String {
-    let start = src.find(&format!("fn {name}(")).unwrap();
-    let rest = &src[start + 3..];
-    let end = start + 3 + rest.find("\n}\n").unwrap() + 3;
-    format!("{}{}{}", &src[..start], new, &src[end..])
-}
-
-#[test]
-fn tmp_debug_compile() {
-    let Some(_) = device() else { return };
-    let mut rng = StdRng::seed_from_u64(9);
-    let g = G2Projective::generator();
-    let n = 40usize;
-    let pts: Vec<G2Affine> = G2Projective::normalize_batch(&(0..n).map(|_| g * Fr::rand(&mut rng)).collect::<Vec<_>>());
-    let input: Vec<u32> = pts.iter().flat_map(|b| [fq2_words(&b.x), fq2_words(&b.y)].concat()).collect();
-    let expect: G2Projective = pts.iter().map(|p| p.into_group()).sum();
-    for (steps, fq2loop) in [(4usize, false), (4, true), (8, true), (1, true), (16, true)] {
-        let mut field = kernels::wgsl::bn254_field("fq");
-        field = replace_fn(&field, "fq_mul", &mul_variant(steps));
-        let mut fq2 = kernels::wgsl::BN254_FQ2.to_string();
-        if fq2loop {
-            fq2 = replace_fn(&fq2, "fq2_mul", "");
-            fq2 = replace_fn(&fq2, "fq2_sqr", "");
-            fq2 += FQ2_LOOP;
-        }
-        let src = kernels::wgsl::BN254_COMMON.replace("return prm[1].w;", "return 1u;") + &field + &fq2 + &kernels::wgsl::bn254_curve("g2") + &format!("// variant {steps} {fq2loop}\n") + r#"
-@group(0) @binding(0) var<storage, read> inp: array<u32>;
-@group(0) @binding(1) var<storage, read_write> outp: array<u32>;
-@compute @workgroup_size(64)
-fn dbg(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.x != 0u) { return; }
-    let n = arrayLength(&inp) / 32u;
-    var acc = g2_identity();
-    for (var e = 0u; e < n; e++) {
-        var c: block_t;
-        for (var k = 0u; k < 32u; k++) { c[k] = inp[32u * e + k]; }
-        let a = g2_affine_from_block(c);
-        acc = g2_add(acc, g2_xyzz(a.x, a.y, fq2_one(), fq2_one()));
-    }
-    var o: block_t;
-    g2_xyzz_to_block(&o, acc);
-    for (var k = 0u; k < 64u; k++) { outp[k] = o[k]; }
-}
-"#;
-        let out = run_custom(&src, &input, 64, 1);
-        let got = std::panic::catch_unwind(|| g2_from_xyzz(&out));
-        println!("TMPDBG steps={steps} fq2loop={fq2loop}: ok={}", matches!(got, Ok(v) if v == expect));
-    }
 }

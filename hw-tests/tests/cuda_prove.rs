@@ -82,7 +82,9 @@ fn cuda_msms_match_the_cpu() {
         let n = 1usize << log;
         let gen1 = G1Projective::generator();
         let mut b1: Vec<G1Affine> = G1Projective::normalize_batch(
-            &(0..n).map(|_| gen1 * Fr::rand(&mut rng)).collect::<Vec<_>>(),
+            &(0..n)
+                .map(|_| gen1 * Fr::rand(&mut rng))
+                .collect::<Vec<_>>(),
         );
         if n > 4 {
             b1[1] = b1[0];
@@ -106,7 +108,9 @@ fn cuda_msms_match_the_cpu() {
         if log <= 14 {
             let gen2 = G2Projective::generator();
             let b2: Vec<G2Affine> = G2Projective::normalize_batch(
-                &(0..n).map(|_| gen2 * Fr::rand(&mut rng)).collect::<Vec<_>>(),
+                &(0..n)
+                    .map(|_| gen2 * Fr::rand(&mut rng))
+                    .collect::<Vec<_>>(),
             );
             let m_gpu = g.prepare_g2(&b2, Precompute::None).unwrap();
             let m_cpu = cpu.prepare_g2(&b2, Precompute::None).unwrap();
@@ -161,8 +165,8 @@ fn cuda_proofs_of_the_fixtures_verify() {
             Precompute::None,
         )
         .unwrap();
-        let w = proofs::Witness::load(std::path::Path::new(&format!("{dir}/{circuit}.wtns")))
-            .unwrap();
+        let w =
+            proofs::Witness::load(std::path::Path::new(&format!("{dir}/{circuit}.wtns"))).unwrap();
         let before = backends::prove::device_fallbacks();
         // Self-verification is on: a wrong device result fails here.
         let out = key

@@ -181,7 +181,10 @@ pub mod wgsl {
         let mut src = String::from(BN254_COMMON);
         if name.starts_with("msm_") {
             src.push_str(&section(BN254_MSM, name)?);
-        } else if let Some(rest) = name.strip_prefix("g1_").or_else(|| name.strip_prefix("g2_")) {
+        } else if let Some(rest) = name
+            .strip_prefix("g1_")
+            .or_else(|| name.strip_prefix("g2_"))
+        {
             let curve = &name[..2];
             src.push_str(&bn254_field("fq"));
             if curve == "g2" {

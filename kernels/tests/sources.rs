@@ -132,7 +132,9 @@ fn ptxas() -> Option<PathBuf> {
 #[test]
 fn committed_ptx_assembles_with_ptxas() {
     let Some(ptxas) = ptxas() else {
-        return skip("ptxas not found (bash .ci/setup installs it from PyPI's nvidia-cuda-nvcc-cu12)");
+        return skip(
+            "ptxas not found (bash .ci/setup installs it from PyPI's nvidia-cuda-nvcc-cu12)",
+        );
     };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda");
     for file in ["sha256d.ptx", "bn254.ptx"] {
@@ -184,7 +186,13 @@ fn opencl_bn254_program_compiles_with_clang() {
 #[test]
 fn bn254_ptx_uses_carry_chain_multiply_adds() {
     let ptx = kernels::cuda::BN254_PTX;
-    for op in ["mad.lo.cc.u32", "madc.lo.cc.u32", "mad.hi.cc.u32", "madc.hi.cc.u32", "addc.u32"] {
+    for op in [
+        "mad.lo.cc.u32",
+        "madc.lo.cc.u32",
+        "mad.hi.cc.u32",
+        "madc.hi.cc.u32",
+        "addc.u32",
+    ] {
         assert!(ptx.contains(op), "{op} missing from bn254.ptx");
     }
     for entry in [

@@ -83,7 +83,6 @@ fn CURVE_acc_bases(@builtin(global_invocation_id) gid: vec3<u32>,
             acc = CURVE_identity();
         }
         acc = CURVE_add_mixed(acc, load_entry(e));
-        if (arrayLength(&out_points) > (e + 3u) * CURVE_XYZZ_WORDS) { write_partial(e + 2u, g, acc); } // TMPDBG
     }
     if (last) {
         write_bucket(key, acc);

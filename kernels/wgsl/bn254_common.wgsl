@@ -8,6 +8,18 @@
 // 4 words), so every kernel can return early past it whatever its parameters are.
 //
 // Every kernel declares its parameter block as `prm` (the functions below read it).
+//
+// Code size and loops. Mesa's NIR (lavapipe, RADV) inlines every function call, so each call
+// site of a field multiplication is a full copy of it; the kernels keep call sites few (one
+// curve addition per kernel, one Fq multiplication per Fq2 multiplication) so that lavapipe
+// compiles the G2 kernels in seconds rather than minutes. And llvmpipe, lavapipe's back end
+// (Mesa 22 at least), silently ends every loop of an invocation once its loops together have
+// run 65535 iterations (a guard against endless loops; each 8-lane group of invocations
+// counts separately). An Fq multiplication counts 5, an Fq2 multiplication 19, so one G1
+// addition about 70 and one G2 addition about 270: on lavapipe an invocation may do at most
+// about 900 G1 or 240 G2 additions (the scheduler's defaults, 32 entries per accumulation
+// invocation and 64 buckets per reduction segment, stay well inside; a window sum over more
+// than ~200 G2 segments would not). GPUs have no such limit.
 
 // Must match `kernels::wgsl::BN254_WORKGROUP_SIZE`.
 const WORKGROUP_SIZE: u32 = 64u;

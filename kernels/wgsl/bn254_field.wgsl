@@ -197,17 +197,27 @@ fn FIELD_step(t: array<u32, 16>, x: array<u32, 16>, bi: u32) -> array<u32, 16> {
     return r;
 }
 
-// a * b / R mod p (Montgomery multiplication). The 16 outer steps are a loop, not unrolled
-// text: the mul is inlined at every call site (Mesa's NIR inlines every function), and an
-// unrolled one made the G2 kernels too big to compile in reasonable time. b's limbs are
-// shifted out of a register copy rather than indexed, so no array is indexed dynamically.
+// a * b / R mod p (Montgomery multiplication): 16 steps, four per iteration of a loop.
+//
+// Why a loop of four: Mesa's NIR (lavapipe, RADV) inlines every function, so the body is
+// repeated at every call site, and a fully unrolled multiplication made the G2 kernels too
+// big to compile in reasonable time on lavapipe. But llvmpipe (lavapipe's back end, Mesa 22)
+// also stops every loop of an invocation once all its loops together have run 65535
+// iterations (its guard against endless loops), silently, so a loop per step (17 counted
+// iterations per multiplication) ran out within a few thousand multiplications. Four
+// iterations (five counted) keep both in bounds; bn254_common.wgsl gives the budget.
+// b's words are shifted out of a register copy rather than indexed, so no array is ever
+// indexed dynamically.
 fn FIELD_mul(a: FIELD_t, b: FIELD_t) -> FIELD_t {
     let x = FIELD_unpack(a);
     var y = b;
     var t = array<u32, 16>();
-    for (var i = 0u; i < 16u; i++) {
+    for (var i = 0u; i < 4u; i++) {
         t = FIELD_step(t, x, y[0] & 0xffffu);
-        y = FIELD_shr16(y);
+        t = FIELD_step(t, x, y[0] >> 16u);
+        t = FIELD_step(t, x, y[1] & 0xffffu);
+        t = FIELD_step(t, x, y[1] >> 16u);
+        y = FIELD_t(y[2], y[3], y[4], y[5], y[6], y[7], 0u, 0u);
     }
     return FIELD_reduce(FIELD_t(
         t[0] | (t[1] << 16u),
@@ -218,19 +228,6 @@ fn FIELD_mul(a: FIELD_t, b: FIELD_t) -> FIELD_t {
         t[10] | (t[11] << 16u),
         t[12] | (t[13] << 16u),
         t[14] | (t[15] << 16u)));
-}
-
-// a >> 16 (as a 256-bit number).
-fn FIELD_shr16(a: FIELD_t) -> FIELD_t {
-    return FIELD_t(
-        (a[0] >> 16u) | (a[1] << 16u),
-        (a[1] >> 16u) | (a[2] << 16u),
-        (a[2] >> 16u) | (a[3] << 16u),
-        (a[3] >> 16u) | (a[4] << 16u),
-        (a[4] >> 16u) | (a[5] << 16u),
-        (a[5] >> 16u) | (a[6] << 16u),
-        (a[6] >> 16u) | (a[7] << 16u),
-        a[7] >> 16u);
 }
 
 fn FIELD_sqr(a: FIELD_t) -> FIELD_t {

@@ -10,7 +10,10 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_rigworker");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run rigworker")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run rigworker")
 }
 
 fn text(o: &Output) -> String {
@@ -40,7 +43,10 @@ fn snarkjs() -> Option<String> {
     let cmd = std::env::var("SNARKJS").unwrap_or_else(|_| "snarkjs".into());
     let found = Command::new(&cmd).arg("--version").output().is_ok();
     if !found {
-        assert!(!in_ci(), "snarkjs is required under CI but `{cmd}` was not found");
+        assert!(
+            !in_ci(),
+            "snarkjs is required under CI but `{cmd}` was not found"
+        );
         println!("SKIPPED (snarkjs): `{cmd}` not found");
         return None;
     }

@@ -175,7 +175,9 @@ pub fn open_prove_backend(name: &str, device: usize) -> Result<Arc<dyn ProveBack
             gpu::cuda::CudaProveDevice::open(device)?,
         ))),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Arc::new(gpu::GpuProveBackend::new(gpu::wgpu::open(device)?))),
+        "wgpu" => Ok(Arc::new(gpu::GpuProveBackend::new(gpu::wgpu::open(
+            device,
+        )?))),
         _ => Err(ProveError::Device {
             backend: name.to_string(),
             message: format!(

@@ -251,17 +251,18 @@ impl Collector for EngineCollector {
             s.failovers,
         )?;
         if let Some(proofs) = &s.proofs {
-            let mut m = enc.encode_descriptor(
-                "rigworker_proofs",
-                "Proving jobs by how they ended.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (result, n) in proofs {
-                m.encode_family(&[("result", *result)])?
-                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            {
+                let mut m = enc.encode_descriptor(
+                    "rigworker_proofs",
+                    "Proving jobs by how they ended.",
+                    None,
+                    MetricType::Counter,
+                )?;
+                for (result, n) in proofs {
+                    m.encode_family(&[("result", *result)])?
+                        .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+                }
             }
-            drop(m);
             counter(
                 &mut enc,
                 "rigworker_prove_device_fallbacks",

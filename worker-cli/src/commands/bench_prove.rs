@@ -347,7 +347,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .prove
             .iter()
             .find(|c| c.backend == "cpu" && c.circuit == r.circuit && !c.precompute)
-            .and_then(|c| c.phases_ms.iter().find(|(k, _)| k == "total").map(|(_, v)| *v));
+            .and_then(|c| {
+                c.phases_ms
+                    .iter()
+                    .find(|(k, _)| k == "total")
+                    .map(|(_, v)| *v)
+            });
         println!(
             "{:<7} {:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>8}",
             r.backend,
@@ -366,7 +371,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 s,
                 s / get("total").max(1e-9)
             )),
-            cpu_total.map_or("-".into(), |c| format!("{:.2}x", c / get("total").max(1e-9))),
+            cpu_total.map_or("-".into(), |c| format!(
+                "{:.2}x",
+                c / get("total").max(1e-9)
+            )),
         );
     }
     println!();

@@ -226,12 +226,7 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
         p.prove_backend.as_str()
     };
     let backend = backends::prove::open_prove_backend(name, p.prove_device)
-        .with_context(|| {
-            format!(
-                "opening proving backend {name} device {}",
-                p.prove_device
-            )
-        })?;
+        .with_context(|| format!("opening proving backend {name} device {}", p.prove_device))?;
     let pre = if p.prove_precompute {
         Precompute::Tables
     } else {

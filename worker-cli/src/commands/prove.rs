@@ -43,8 +43,13 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     if let Some(t) = args.threads {
         proofs::init_threads(t);
     }
-    let backend = backends::prove::open_prove_backend(&args.backend, args.devices)
-        .with_context(|| format!("opening proving backend {} device {}", args.backend, args.devices))?;
+    let backend =
+        backends::prove::open_prove_backend(&args.backend, args.devices).with_context(|| {
+            format!(
+                "opening proving backend {} device {}",
+                args.backend, args.devices
+            )
+        })?;
     let pre = if args.precompute {
         Precompute::Tables
     } else {

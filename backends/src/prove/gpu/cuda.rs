@@ -120,11 +120,14 @@ impl GpuDevice for CudaProveDevice {
             return Err(err("read past a buffer's end".into()));
         }
         let s = self.stream();
-        guarded("reading from the device (or a kernel before it failed)", || {
-            let src = buf.slice.slice(0..out.len());
-            s.stream.memcpy_dtoh(&src, out)?;
-            s.stream.synchronize()
-        })
+        guarded(
+            "reading from the device (or a kernel before it failed)",
+            || {
+                let src = buf.slice.slice(0..out.len());
+                s.stream.memcpy_dtoh(&src, out)?;
+                s.stream.synchronize()
+            },
+        )
         .map_err(err)
     }
 

@@ -12,9 +12,9 @@
 //! logged and [`super::device_fallbacks`] counts it. Wrong results cannot slip through either:
 //! the prover verifies every proof before it is returned.
 
-pub mod device;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod device;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 #[cfg(feature = "wgpu")]
@@ -71,7 +71,9 @@ pub fn device_bytes_for_domain(log: u32) -> u64 {
 /// The largest `log2` domain whose proofs fit `memory_bytes` of device memory (None: not even
 /// 2^10).
 pub fn max_domain_log_for(memory_bytes: u64) -> Option<u32> {
-    (10..=28).rev().find(|&l| device_bytes_for_domain(l) <= memory_bytes)
+    (10..=28)
+        .rev()
+        .find(|&l| device_bytes_for_domain(l) <= memory_bytes)
 }
 
 /// One MSM's shape on the device.
@@ -85,7 +87,10 @@ struct Plan {
 
 impl Plan {
     fn new(n: usize, cfg: GpuMsmConfig) -> Plan {
-        let c = cfg.window_bits.unwrap_or_else(|| window_bits_for(n)).clamp(2, 16);
+        let c = cfg
+            .window_bits
+            .unwrap_or_else(|| window_bits_for(n))
+            .clamp(2, 16);
         Plan {
             c,
             windows: 254 / c + 1,
@@ -180,7 +185,12 @@ fn push_fr(f: &Fr, out: &mut Vec<u32>) {
 
 /// x = X/ZZ, y = Y/ZZZ; ZZ = 0 is the identity. Two inversions per point, and only the
 /// window sums come back this way.
-fn xyzz_to_projective<P: SWCurveConfig>(x: P::BaseField, y: P::BaseField, zz: P::BaseField, zzz: P::BaseField) -> Projective<P> {
+fn xyzz_to_projective<P: SWCurveConfig>(
+    x: P::BaseField,
+    y: P::BaseField,
+    zz: P::BaseField,
+    zzz: P::BaseField,
+) -> Projective<P> {
     if zz.is_zero() || zzz.is_zero() {
         return Projective::zero();
     }
@@ -203,7 +213,12 @@ impl GpuCurve for ark_bn254::g1::Config {
     }
 
     fn from_xyzz(w: &[u32]) -> Projective<Self> {
-        xyzz_to_projective(fq_from(&w[0..8]), fq_from(&w[8..16]), fq_from(&w[16..24]), fq_from(&w[24..32]))
+        xyzz_to_projective(
+            fq_from(&w[0..8]),
+            fq_from(&w[8..16]),
+            fq_from(&w[16..24]),
+            fq_from(&w[24..32]),
+        )
     }
 
     fn prepare_cpu(
@@ -232,7 +247,12 @@ impl GpuCurve for ark_bn254::g2::Config {
     }
 
     fn from_xyzz(w: &[u32]) -> Projective<Self> {
-        xyzz_to_projective(fq2_from(&w[0..16]), fq2_from(&w[16..32]), fq2_from(&w[32..48]), fq2_from(&w[48..64]))
+        xyzz_to_projective(
+            fq2_from(&w[0..16]),
+            fq2_from(&w[16..32]),
+            fq2_from(&w[32..48]),
+            fq2_from(&w[48..64]),
+        )
     }
 
     fn prepare_cpu(
@@ -332,10 +352,7 @@ impl<D: GpuDevice> GpuProveBackend<D> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn prepare<P: GpuCurve>(
-        &self,
-        bases: &[Affine<P>],
-    ) -> Result<Arc<GpuMsm<D, P>>, ProveError> {
+    fn prepare<P: GpuCurve>(&self, bases: &[Affine<P>]) -> Result<Arc<GpuMsm<D, P>>, ProveError> {
         let n = bases.len();
         if n >= (1 << 31) {
             return Err(ProveError::TooManyBases(n));
@@ -449,15 +466,25 @@ impl<D: GpuDevice> GpuProveBackend<D> {
     }
 
     /// Bit reversal and the log2(n) radix-2 stages with `twiddles` (ω^k or ω^-k, k < n/2).
-    fn ntt_core(&self, values: &D::Buffer, twiddles: &D::Buffer, n: usize) -> Result<(), ProveError> {
+    fn ntt_core(
+        &self,
+        values: &D::Buffer,
+        twiddles: &D::Buffer,
+        n: usize,
+    ) -> Result<(), ProveError> {
         let log_n = n.trailing_zeros();
         let n32 = n as u32;
-        self.dev.launch(Kernel::FrBitReverse, n32, &[values], &[n32, log_n])?;
+        self.dev
+            .launch(Kernel::FrBitReverse, n32, &[values], &[n32, log_n])?;
         let mut half = 1u32;
         while (half as usize) < n {
             let stride = n32 / (2 * half);
-            self.dev
-                .launch(Kernel::FrNttStage, n32 / 2, &[values, twiddles], &[half, stride])?;
+            self.dev.launch(
+                Kernel::FrNttStage,
+                n32 / 2,
+                &[values, twiddles],
+                &[half, stride],
+            )?;
             half *= 2;
         }
         Ok(())
@@ -476,8 +503,12 @@ impl<D: GpuDevice> GpuProveBackend<D> {
         let t = self.tables(&mut st, n)?;
         let v = self.upload_fr(values)?;
         self.ntt_core(&v, &t.inverse, n)?;
-        self.dev
-            .launch(Kernel::FrMulPointwise, n as u32, &[&v, &t.n_inv], &[n as u32])?;
+        self.dev.launch(
+            Kernel::FrMulPointwise,
+            n as u32,
+            &[&v, &t.n_inv],
+            &[n as u32],
+        )?;
         let out = self.download_fr(&v, n)?;
         values.copy_from_slice(&out);
         Ok(())
@@ -496,8 +527,12 @@ impl<D: GpuDevice> GpuProveBackend<D> {
             .get(&key)
             .ok_or_else(|| self.error("internal: coset table missing".into()))?;
         let v = self.upload_fr(values)?;
-        self.dev
-            .launch(Kernel::FrMulPointwise, n as u32, &[&v, factors], &[n as u32])?;
+        self.dev.launch(
+            Kernel::FrMulPointwise,
+            n as u32,
+            &[&v, factors],
+            &[n as u32],
+        )?;
         self.ntt_core(&v, &t.forward, n)?;
         let out = self.download_fr(&v, n)?;
         values.copy_from_slice(&out);
@@ -507,11 +542,7 @@ impl<D: GpuDevice> GpuProveBackend<D> {
     /// Evaluations of A, B, C on the domain → the H MSM's scalars, all on the device: per
     /// vector an inverse NTT whose scaling is fused with the coset shift, a forward NTT, then
     /// (A·B − C) out of Montgomery form. Three uploads and one download.
-    fn device_quotient(
-        &self,
-        vecs: [&[Fr]; 3],
-        shift: Fr,
-    ) -> Result<Vec<ScalarRepr>, ProveError> {
+    fn device_quotient(&self, vecs: [&[Fr]; 3], shift: Fr) -> Result<Vec<ScalarRepr>, ProveError> {
         let n = vecs[0].len();
         let mut st = self.lock();
         let t = self.tables(&mut st, n)?;
@@ -678,14 +709,33 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
         }
         let shape = [n as u32, plan.c, plan.windows, plan.buckets];
         {
-            let (sc, counts, cursor) = (pool.get("scalars")?, pool.get("counts")?, pool.get("cursor")?);
+            let (sc, counts, cursor) = (
+                pool.get("scalars")?,
+                pool.get("counts")?,
+                pool.get("cursor")?,
+            );
             let (bs, tot) = (pool.get("block_sums")?, pool.get("total")?);
             dev.write(sc, &words)?;
             dev.zero(counts, total)?;
-            dev.launch(Kernel::MsmCount, n as u32, &[sc, &self.skip, counts], &shape)?;
-            dev.launch(Kernel::MsmScanBlocks, blocks as u32, &[counts, bs], &[total as u32])?;
+            dev.launch(
+                Kernel::MsmCount,
+                n as u32,
+                &[sc, &self.skip, counts],
+                &shape,
+            )?;
+            dev.launch(
+                Kernel::MsmScanBlocks,
+                blocks as u32,
+                &[counts, bs],
+                &[total as u32],
+            )?;
             dev.launch(Kernel::MsmScanTop, 1, &[bs, tot], &[blocks as u32])?;
-            dev.launch(Kernel::MsmScanAdd, total as u32, &[counts, bs, cursor], &[total as u32])?;
+            dev.launch(
+                Kernel::MsmScanAdd,
+                total as u32,
+                &[counts, bs, cursor],
+                &[total as u32],
+            )?;
         }
         let mut m = [0u32; 1];
         dev.read(pool.get("total")?, &mut m)?;
@@ -713,11 +763,21 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
         pool.ensure(dev, "segment_sums", seg_total * xyzz)?;
         pool.ensure(dev, "window_sums", plan.windows as usize * xyzz)?;
 
-        let (keys, refs, sums) = (pool.get("keys")?, pool.get("refs")?, pool.get("bucket_sums")?);
+        let (keys, refs, sums) = (
+            pool.get("keys")?,
+            pool.get("refs")?,
+            pool.get("bucket_sums")?,
+        );
         dev.launch(
             Kernel::MsmScatter,
             n as u32,
-            &[pool.get("scalars")?, &self.skip, pool.get("cursor")?, keys, refs],
+            &[
+                pool.get("scalars")?,
+                &self.skip,
+                pool.get("cursor")?,
+                keys,
+                refs,
+            ],
             &shape,
         )?;
         dev.zero(sums, total * xyzz)?;

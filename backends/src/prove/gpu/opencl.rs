@@ -74,16 +74,20 @@ impl OpenClProveDevice {
             CommandQueue::create_default(&context, 0).map_err(|e| err("command queue", e))?;
         let program = Program::create_and_build_from_source(&context, kernels::opencl::BN254, "")
             .map_err(|log| ProveError::Device {
-                backend: "opencl".into(),
-                message: format!("building the BN254 proving program failed: {log}"),
-            })?;
+            backend: "opencl".into(),
+            message: format!("building the BN254 proving program failed: {log}"),
+        })?;
         let is_cpu = dev.dev_type().unwrap_or(0) & CL_DEVICE_TYPE_CPU != 0;
         let mut kernels = HashMap::new();
         for k in Kernel::ALL {
             let kernel = ClKernel::create(&program, k.name()).map_err(|e| err(k.name(), e))?;
             let max = kernel.get_work_group_size(found.id).unwrap_or(1).max(1);
             // pocl runs a work-group as a loop over its items: any size does.
-            let local = if is_cpu { 16.min(max) } else { LOCAL_SIZE_GPU.min(max) };
+            let local = if is_cpu {
+                16.min(max)
+            } else {
+                LOCAL_SIZE_GPU.min(max)
+            };
             kernels.insert(k, (kernel, local));
         }
         Ok(OpenClProveDevice {
@@ -166,9 +170,12 @@ impl GpuDevice for OpenClProveDevice {
         let q = self.queue();
         // SAFETY: a blocking read into `out`, which the buffer covers; the in-order queue
         // runs it after every command queued before.
-        unsafe { q.queue.enqueue_read_buffer(&buf.buf, CL_BLOCKING, 0, out, &[]) }
-            .map(|_| ())
-            .map_err(|e| err("reading a buffer (or a kernel before it failed)", e))
+        unsafe {
+            q.queue
+                .enqueue_read_buffer(&buf.buf, CL_BLOCKING, 0, out, &[])
+        }
+        .map(|_| ())
+        .map_err(|e| err("reading a buffer (or a kernel before it failed)", e))
     }
 
     fn zero(&self, buf: &ClBuffer, words: usize) -> Result<(), ProveError> {
@@ -224,7 +231,8 @@ impl GpuDevice for OpenClProveDevice {
         unsafe {
             let mut i = 0u32;
             for b in buffers {
-                k.set_arg(i, &b.buf.get()).map_err(|e| err("kernel argument", e))?;
+                k.set_arg(i, &b.buf.get())
+                    .map_err(|e| err("kernel argument", e))?;
                 i += 1;
             }
             for p in params {

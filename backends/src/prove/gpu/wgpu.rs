@@ -16,6 +16,11 @@
 //! The launch geometry is the WGSL's (`kernels::wgsl::BN254_WORKGROUP_SIZE` invocations per
 //! workgroup, an x × y grid of workgroups beyond the per-dimension limit) and the invocation
 //! count travels in word `BN254_THREADS_WORD` of the parameter block.
+//!
+//! On lavapipe the kernels are correct but slow to build (Mesa compiles each pipeline when it
+//! is first dispatched: seconds for G1, tens of seconds for G2 on a small CPU; its disk cache
+//! keeps them afterwards), and llvmpipe caps the loop iterations of one invocation, which
+//! bounds the additions per invocation; `kernels/wgsl/bn254_common.wgsl` gives the numbers.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -144,9 +149,7 @@ impl WgpuProveDevice {
             )));
         }
         for kernel in Kernel::ALL {
-            let t0 = std::time::Instant::now(); // TEMP
             let pipeline = dev.build(kernel)?;
-            eprintln!("TEMP built {} in {:.2?}", kernel.name(), t0.elapsed());
             dev.pipelines.push(pipeline);
         }
         Ok(dev)
@@ -195,16 +198,16 @@ impl WgpuProveDevice {
                         bind_group_layouts: &[&layout],
                         push_constant_ranges: &[],
                     });
-            let pipeline = self
-                .device
-                .create_compute_pipeline(&::wgpu::ComputePipelineDescriptor {
-                    label: Some(name),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(name),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
+            let pipeline =
+                self.device
+                    .create_compute_pipeline(&::wgpu::ComputePipelineDescriptor {
+                        label: Some(name),
+                        layout: Some(&pipeline_layout),
+                        module: &module,
+                        entry_point: Some(name),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    });
             Pipeline {
                 kernel,
                 pipeline,
@@ -266,9 +269,10 @@ impl WgpuProveDevice {
     /// Blocks until `submission` has run (the thread sleeps in the driver).
     fn wait(&self, submission: &::wgpu::SubmissionIndex) -> Result<(), ProveError> {
         for _ in 0..MAX_WAIT_POLLS {
-            match self.device.poll(::wgpu::PollType::WaitForSubmissionIndex(
-                submission.clone(),
-            )) {
+            match self
+                .device
+                .poll(::wgpu::PollType::WaitForSubmissionIndex(submission.clone()))
+            {
                 Ok(_) => return self.check(),
                 Err(::wgpu::PollError::Timeout) => continue,
             }
@@ -357,8 +361,7 @@ impl GpuDevice for WgpuProveDevice {
                 continue;
             };
             let written = self.scoped("writing a buffer", || {
-                let Some(mut view) = self.queue.write_buffer_with(&buf.buffer, offset, size)
-                else {
+                let Some(mut view) = self.queue.write_buffer_with(&buf.buffer, offset, size) else {
                     return false;
                 };
                 for (dst, w) in view.chunks_exact_mut(4).zip(chunk) {
@@ -393,9 +396,11 @@ impl GpuDevice for WgpuProveDevice {
             enc.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, bytes.max(4));
             let submission = self.queue.submit([enc.finish()]);
             // Requested before waiting, so the wait below also completes the mapping.
-            staging.slice(..).map_async(::wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
+            staging
+                .slice(..)
+                .map_async(::wgpu::MapMode::Read, move |r| {
+                    let _ = tx.send(r);
+                });
             (staging, submission)
         })?;
         // Waiting happens outside the lock: other threads keep submitting meanwhile.
@@ -494,13 +499,11 @@ impl GpuDevice for WgpuProveDevice {
                     resource,
                 })
                 .collect();
-            let bind = self
-                .device
-                .create_bind_group(&::wgpu::BindGroupDescriptor {
-                    label: Some(name),
-                    layout: &p.layout,
-                    entries: &entries,
-                });
+            let bind = self.device.create_bind_group(&::wgpu::BindGroupDescriptor {
+                label: Some(name),
+                layout: &p.layout,
+                entries: &entries,
+            });
             let mut enc = self
                 .device
                 .create_command_encoder(&::wgpu::CommandEncoderDescriptor { label: Some(name) });
