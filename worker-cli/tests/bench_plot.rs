@@ -162,14 +162,15 @@ fn bench_prove_plot_draws_msm_and_prove_times_by_size() {
         .count();
     assert_eq!(charts, 2);
     let got: Vec<(String, usize)> = series(&doc).into_iter().map(|(n, c, _)| (n, c)).collect();
+    // One series per proving backend (only the CPU here), arkworks once per group.
     let want = [
-        ("G1 MSM, ours", 2),
+        ("G1 MSM, cpu", 2),
         ("G1 MSM, arkworks", 2),
         // G2 is timed at the smallest size only.
-        ("G2 MSM, ours", 1),
+        ("G2 MSM, cpu", 1),
         ("G2 MSM, arkworks", 1),
-        ("rigworker, no tables", 1),
-        ("rigworker, tables", 1),
+        ("rigworker cpu, no tables", 1),
+        ("rigworker cpu, tables", 1),
     ];
     let want: Vec<(String, usize)> = want.iter().map(|(n, c)| (n.to_string(), *c)).collect();
     assert_eq!(got, want);
