@@ -32,7 +32,8 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
         if p.tls_insecure {
             warn!(
                 pool = i,
-                url = %p.url,
+                // From a flag, the environment or a file: escaped, so it cannot forge lines.
+                url = %stratum::untrusted::escape(&p.url),
                 "--tls-insecure: this pool's TLS certificate is not checked (encrypted, not \
                  authenticated: anyone on the path can impersonate it). For testing only; pin it \
                  with --tls-fingerprint instead"

@@ -174,13 +174,13 @@ impl ProofQueue {
             Err(mpsc::error::TrySendError::Full(t)) => {
                 self.engine.count(|c| c.refused += 1);
                 warn!(
-                    job = %t.job.job_id.escape_debug(),
+                    job = %stratum::untrusted::escape(&t.job.job_id),
                     waiting = QUEUE_CAPACITY,
                     "proving job refused: the queue is full (no proof will be sent for it)"
                 );
             }
             Err(mpsc::error::TrySendError::Closed(t)) => {
-                warn!(job = %t.job.job_id.escape_debug(), "proving job dropped: the prover stopped");
+                warn!(job = %stratum::untrusted::escape(&t.job.job_id), "proving job dropped: the prover stopped");
             }
         }
     }
@@ -287,6 +287,8 @@ impl ProvingEngine {
         while let Some(task) = rx.recv().await {
             self.count(|c| c.jobs += 1);
             let id = task.job.job_id.clone();
+            // The job id and errors about its artifacts come from the pool: logged escaped.
+            let shown = stratum::untrusted::escape(&id);
             match self.prove(&task, &dispatcher).await {
                 Ok((proof, public, timings)) => {
                     let r = client
@@ -309,17 +311,17 @@ impl ProvingEngine {
                     });
                     match r {
                         ProofResult::Accepted => {
-                            info!(job = %id, secs = timings.total.as_secs_f64(), "proof accepted")
+                            info!(job = %shown, secs = timings.total.as_secs_f64(), "proof accepted")
                         }
                         ProofResult::Rejected(why) => {
-                            warn!(job = %id, reason = %why, "proof rejected")
+                            warn!(job = %shown, reason = %why, "proof rejected")
                         }
-                        ProofResult::Lost(why) => warn!(job = %id, reason = %why, "proof lost"),
+                        ProofResult::Lost(why) => warn!(job = %shown, reason = %why, "proof lost"),
                     }
                 }
                 Err(e) => {
                     self.count(|c| c.failed += 1);
-                    warn!(job = %id, error = %e, "proving job failed");
+                    warn!(job = %shown, error = %stratum::untrusted::escape(&format!("{e:#}")), "proving job failed");
                 }
             }
         }
