@@ -90,8 +90,18 @@ fn scan(w: &mut dyn HashWorker, h: &HeaderTemplate, target: [u8; 32]) -> (Vec<u3
 }
 
 /// `found` is the CPU's list from its start, none missing, none extra; only the very end of
-/// the range may be cut by the driver's timeout margin.
-fn assert_prefix(found: &[u32], cpu: &[u32], what: &str) {
+/// the range may be cut by the driver's timeout margin. One exception: a late reply of the
+/// previous job (the probe's golden job, or the last header) whose nonce also meets this
+/// header's target of `bits` zero bits is a true hit of it (about 1 in 2^bits, seen under
+/// load), so one such nonce may stand out of order.
+fn assert_prefix(h: &HeaderTemplate, bits: u32, found: &[u32], cpu: &[u32], what: &str) {
+    let job = IcarusJob::from_header(h);
+    let (found, extra): (Vec<u32>, Vec<u32>) = found.iter().copied().partition(|n| cpu.contains(n));
+    assert!(
+        extra.len() <= 1 && extra.iter().all(|&n| job.zero_bits(n.swap_bytes()) >= bits),
+        "{what}: hits the CPU does not have: {extra:?}"
+    );
+    let found = &found[..];
     assert!(
         found.len() <= cpu.len(),
         "{what}: more hits than the CPU has"
@@ -119,7 +129,13 @@ fn reports_exactly_the_cpu_s_nonces() {
     for seed in 1..=3 {
         let h = random_header(seed);
         let (found, hashes) = scan(w.as_mut(), &h, EASY);
-        assert_prefix(&found, &cpu_hits(&h, start, 8), &format!("seed {seed}"));
+        assert_prefix(
+            &h,
+            8,
+            &found,
+            &cpu_hits(&h, start, 8),
+            &format!("seed {seed}"),
+        );
         // Credited from the calibrated speed: about the 65536 hashes of the range.
         assert!(
             (40_000..=70_000).contains(&hashes),
@@ -134,7 +150,7 @@ fn reports_exactly_the_cpu_s_nonces() {
     let (found, _) = scan(w.as_mut(), &h, target);
     let cpu12 = cpu_hits(&h, start, 12);
     assert!(!cpu12.is_empty());
-    assert_prefix(&found, &cpu12, "12-bit target");
+    assert_prefix(&h, 12, &found, &cpu12, "12-bit target");
 }
 
 /// A new job replaces a running one at once: after a cancel, the next header's hits are all
@@ -280,7 +296,7 @@ fn an_unplugged_board_is_found_again_when_it_returns() {
     let mut w = open(config(&board, 8, start));
     let h = random_header(31);
     let (found, _) = scan(w.as_mut(), &h, EASY);
-    assert_prefix(&found, &cpu_hits(&h, start, 8), "before the unplug");
+    assert_prefix(&h, 8, &found, &cpu_hits(&h, start, 8), "before the unplug");
     board.unplug();
     let ctl = ScanControl::new();
     let mut f = Vec::new();
@@ -298,7 +314,13 @@ fn an_unplugged_board_is_found_again_when_it_returns() {
         let mut found = Vec::new();
         match w.scan(&h2, &target, NonceRange::FULL, &ctl, &mut found) {
             Ok(_) => {
-                assert_prefix(&found, &cpu_hits(&h2, start, 8), "after it came back");
+                assert_prefix(
+                    &h2,
+                    8,
+                    &found,
+                    &cpu_hits(&h2, start, 8),
+                    "after it came back",
+                );
                 break;
             }
             Err(BackendError::Device(_)) => {
@@ -366,6 +388,12 @@ fn reopening_after_each_range_keeps_the_board_working() {
     for seed in 51..=53 {
         let h = random_header(seed);
         let (found, _) = scan(w.as_mut(), &h, EASY);
-        assert_prefix(&found, &cpu_hits(&h, start, 8), &format!("seed {seed}"));
+        assert_prefix(
+            &h,
+            8,
+            &found,
+            &cpu_hits(&h, start, 8),
+            &format!("seed {seed}"),
+        );
     }
 }
