@@ -153,11 +153,17 @@ pub trait GpuCurve: SWCurveConfig<ScalarField = Fr> {
     ) -> Result<Arc<dyn FixedBaseMsm<Projective<Self>>>, ProveError>;
 }
 
-fn push_fq(f: &Fq, out: &mut Vec<u32>) {
-    for limb in f.0.0 {
-        out.push(limb as u32);
-        out.push((limb >> 32) as u32);
+/// Four 64-bit limbs as eight little-endian 32-bit words: the device layout of every field
+/// element and scalar (docs/gpu-proving.md).
+fn push_limbs(limbs: &[u64; 4], out: &mut Vec<u32>) {
+    for limb in limbs {
+        out.push(*limb as u32);
+        out.push((*limb >> 32) as u32);
     }
+}
+
+fn push_fq(f: &Fq, out: &mut Vec<u32>) {
+    push_limbs(&f.0.0, out);
 }
 
 fn limbs(words: &[u32]) -> [u64; 4] {
@@ -174,13 +180,6 @@ fn fq_from(words: &[u32]) -> Fq {
 
 fn fr_from(words: &[u32]) -> Fr {
     Fr::new_unchecked(BigInt(limbs(words)))
-}
-
-fn push_fr(f: &Fr, out: &mut Vec<u32>) {
-    for limb in f.0.0 {
-        out.push(limb as u32);
-        out.push((limb >> 32) as u32);
-    }
 }
 
 /// x = X/ZZ, y = Y/ZZZ; ZZ = 0 is the identity. Two inversions per point, and only the
@@ -452,7 +451,7 @@ impl<D: GpuDevice> GpuProveBackend<D> {
     fn upload_fr(&self, v: &[Fr]) -> Result<D::Buffer, ProveError> {
         let mut words = Vec::with_capacity(v.len() * 8);
         for f in v {
-            push_fr(f, &mut words);
+            push_limbs(&f.0.0, &mut words);
         }
         let b = self.dev.alloc(words.len())?;
         self.dev.write(&b, &words)?;
@@ -702,10 +701,7 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
 
         let mut words = Vec::with_capacity(n * 8);
         for s in scalars {
-            for limb in s.0 {
-                words.push(limb as u32);
-                words.push((limb >> 32) as u32);
-            }
+            push_limbs(&s.0, &mut words);
         }
         let shape = [n as u32, plan.c, plan.windows, plan.buckets];
         {
