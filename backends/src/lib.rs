@@ -18,6 +18,14 @@ mod gpu;
 pub mod opencl;
 #[cfg(feature = "prove")]
 pub mod prove;
+// The SHA-256 constants and rounds the hashing backends share (not the prover).
+#[cfg(any(
+    feature = "cpu",
+    feature = "cuda",
+    feature = "opencl",
+    feature = "wgpu",
+    feature = "fpga"
+))]
 mod sha256;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;

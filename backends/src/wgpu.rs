@@ -54,8 +54,10 @@ const PARAMS_BYTES: usize = 7 * 16;
 const TUNE_MAX_DISPATCH: Duration = Duration::from_millis(100);
 /// Calibration dispatches grow until one takes at least this long (to time it reliably).
 const TUNE_MIN_SAMPLE: Duration = Duration::from_millis(20);
-/// `Device::poll` gives up after 60 s per call; a dispatch that long means a hung device.
-const MAX_POLL_RETRIES: u32 = 2;
+/// Each `Device::poll` waits at most this long; `MAX_POLL_RETRIES` of them in a row mean a hung
+/// device (wgpu itself would wait forever).
+pub(crate) const POLL_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const MAX_POLL_RETRIES: u32 = 2;
 
 /// The wgpu backends this crate may use: no GL (the GL backend needs a display and is slow).
 fn wanted_backends() -> ::wgpu::Backends {
@@ -113,18 +115,17 @@ pub(crate) fn instance() -> Result<::wgpu::Instance, BackendUnavailable> {
             "none of wgpu's Vulkan/Metal/DX12 backends is built for this platform".into(),
         ));
     }
-    Ok(::wgpu::Instance::new(&::wgpu::InstanceDescriptor {
-        backends: wanted_backends(),
-        // API validation layers are for debugging wgpu itself; WGPU_DEBUG etc. still work.
-        flags: ::wgpu::InstanceFlags::empty().with_env(),
-        ..Default::default()
-    }))
+    // API validation layers are for debugging wgpu itself; WGPU_DEBUG etc. still work.
+    let mut descriptor = ::wgpu::InstanceDescriptor::new_without_display_handle();
+    descriptor.backends = wanted_backends();
+    descriptor.flags = ::wgpu::InstanceFlags::empty().with_env();
+    Ok(::wgpu::Instance::new(descriptor))
 }
 
 pub(crate) fn adapters(
     instance: &::wgpu::Instance,
 ) -> Result<Vec<::wgpu::Adapter>, BackendUnavailable> {
-    let adapters = instance.enumerate_adapters(wanted_backends());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wanted_backends()));
     if adapters.is_empty() {
         Err(unavailable(no_adapter_reason()))
     } else {
@@ -271,15 +272,17 @@ impl Gpu {
 
         let error = Arc::new(Mutex::new(None));
         let sink = error.clone();
-        device.on_uncaptured_error(Box::new(move |e| record(&sink, e.to_string())));
+        device.on_uncaptured_error(Arc::new(move |e: ::wgpu::Error| {
+            record(&sink, e.to_string())
+        }));
         let sink = error.clone();
         device.set_device_lost_callback(move |reason, msg| {
             record(&sink, format!("device lost ({reason:?}): {msg}"));
         });
 
         // Shader compilation and pipeline errors are caught here instead of later.
-        device.push_error_scope(::wgpu::ErrorFilter::Internal);
-        device.push_error_scope(::wgpu::ErrorFilter::Validation);
+        let internal_scope = device.push_error_scope(::wgpu::ErrorFilter::Internal);
+        let validation_scope = device.push_error_scope(::wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(::wgpu::ShaderModuleDescriptor {
             label: Some("sha256d.wgsl"),
             source: ::wgpu::ShaderSource::Wgsl(kernels::wgsl::SHA256D.into()),
@@ -303,8 +306,8 @@ impl Gpu {
         });
         let pipeline_layout = device.create_pipeline_layout(&::wgpu::PipelineLayoutDescriptor {
             label: Some("sha256d"),
-            bind_group_layouts: &[&layout],
-            push_constant_ranges: &[],
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
         });
         let pipeline = device.create_compute_pipeline(&::wgpu::ComputePipelineDescriptor {
             label: Some("sha256d"),
@@ -314,8 +317,9 @@ impl Gpu {
             compilation_options: Default::default(),
             cache: None,
         });
-        for _ in 0..2 {
-            if let Some(e) = pollster::block_on(device.pop_error_scope()) {
+        // Scopes pop innermost first.
+        for scope in [validation_scope, internal_scope] {
+            if let Some(e) = pollster::block_on(scope.pop()) {
                 return Err(device_error("cannot build the SHA-256d kernel", e));
             }
         }
@@ -346,10 +350,10 @@ impl Gpu {
     fn wait(&self, submission: ::wgpu::SubmissionIndex) -> Result<(), BackendError> {
         let mut tries = 0;
         loop {
-            match self
-                .device
-                .poll(::wgpu::PollType::WaitForSubmissionIndex(submission.clone()))
-            {
+            match self.device.poll(::wgpu::PollType::Wait {
+                submission_index: Some(submission.clone()),
+                timeout: Some(POLL_TIMEOUT),
+            }) {
                 Ok(_) => return self.check(),
                 Err(::wgpu::PollError::Timeout) if tries < MAX_POLL_RETRIES => tries += 1,
                 Err(e) => {
@@ -583,7 +587,7 @@ impl WgpuWorker {
             // Not yet delivered: one more blocking poll runs the callback.
             Err(_) => {
                 gpu.device
-                    .poll(::wgpu::PollType::Wait)
+                    .poll(::wgpu::PollType::wait_indefinitely())
                     .map_err(|e| device_error("mapping results", e))?;
                 rx.try_recv().map_err(|_| {
                     BackendError::Device("wgpu: result buffer was never mapped".into())
@@ -592,7 +596,11 @@ impl WgpuWorker {
         };
         mapped.map_err(|e| device_error("mapping results", e))?;
         let out = {
-            let data = slot.readback.slice(..).get_mapped_range();
+            let data = slot
+                .readback
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| device_error("reading results", e))?;
             let word = |i: usize| {
                 data.get(4 * i..4 * i + 4)
                     .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -637,9 +645,11 @@ impl WgpuWorker {
         count: u32,
         total: u32,
     ) -> Result<Vec<u32>, BackendError> {
-        let max_slots = (self.gpu.device.limits().max_storage_buffer_binding_size / 4)
-            .saturating_sub(1)
-            .clamp(FOUND_CAPACITY, MAX_FOUND_CAPACITY);
+        let max_slots = u32::try_from(
+            (self.gpu.device.limits().max_storage_buffer_binding_size / 4).saturating_sub(1),
+        )
+        .unwrap_or(u32::MAX)
+        .clamp(FOUND_CAPACITY, MAX_FOUND_CAPACITY);
         let big = Slot::new(
             &self.gpu,
             total

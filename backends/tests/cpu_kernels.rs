@@ -241,29 +241,43 @@ fn cancel_before_scan_returns_at_once() {
         assert_eq!(out.hashes_done, 0, "kernel {k}");
         assert_eq!(ctl.hashes(), 0);
         assert!(found.is_empty());
-        assert!(stopped - t0 < Duration::from_millis(100), "kernel {k}");
+        // Behaviour, not speed (a loaded 2-core CI box may take long to start a thread): no
+        // hash was computed, and the scan ended (the 10 s bound above only catches a hang).
+        let _ = (stopped, t0);
     }
 }
+
+/// The largest batch any CPU kernel scans between two looks at its cancel flag (64 Ki).
+const MAX_BATCH: u64 = 1 << 16;
 
 #[test]
 fn cancel_during_scan_stops_within_a_batch() {
     for k in kernels() {
         let ctl = Arc::new(ScanControl::new());
         let rx = scan_all_in_background(k, &ctl);
-        std::thread::sleep(Duration::from_millis(30));
+        // Cancel once the scan has really started (however long the thread took to run).
+        let started = Instant::now();
+        while ctl.hashes() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "kernel {k} never started"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         ctl.cancel();
-        let cancelled_at = Instant::now();
-        let (out, _, stopped) = rx
-            .recv_timeout(Duration::from_secs(10))
+        let at_cancel = ctl.hashes();
+        let (out, _, _) = rx
+            .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("kernel {k} did not stop after cancel"));
         assert!(out.cancelled, "kernel {k}");
         assert!(out.hashes_done > 0 && out.hashes_done < NonceRange::FULL.len());
         assert_eq!(ctl.hashes(), out.hashes_done);
-        // One batch, even unoptimised on a busy CI core, is far below this.
-        let late = stopped.saturating_duration_since(cancelled_at);
+        // Stopped within the batch that was running when the cancel came: a count of work,
+        // not a time, so a slow machine cannot fail it.
+        let after = out.hashes_done - at_cancel;
         assert!(
-            late < Duration::from_millis(500),
-            "kernel {k} stopped {late:?} late"
+            after <= 2 * MAX_BATCH,
+            "kernel {k} hashed {after} nonces after the cancel"
         );
     }
 }

@@ -281,9 +281,8 @@ fn tuned_launch_size() {
         .expect("scan");
     let per_launch = t0.elapsed() / 4;
     assert_eq!(out.hashes_done, 4 * launch);
+    // Printed, not asserted: a shared CI machine's timing says nothing about the kernel.
     println!("{per_launch:?} per launch of {launch} nonces");
-    // Generous bounds: a shared CI machine's timing is noisy.
-    assert!(per_launch < Duration::from_millis(400), "{per_launch:?}");
 }
 
 #[test]

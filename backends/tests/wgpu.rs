@@ -307,7 +307,6 @@ fn devices_tuning_and_selection() {
         "tuned to 2^{} nonces per dispatch; one dispatch took {took:?}",
         n.trailing_zeros()
     );
-    assert!(took < Duration::from_millis(1000), "{took:?}");
     assert!(
         w.info().detail.contains("nonces/dispatch"),
         "{}",

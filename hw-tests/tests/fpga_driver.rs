@@ -104,7 +104,7 @@ fn assert_prefix(h: &HeaderTemplate, bits: u32, found: &[u32], cpu: &[u32], what
     let found = &found[..];
     assert!(
         found.len() <= cpu.len(),
-        "{what}: more hits than the CPU has"
+        "{what}: more hits than the CPU has: {found:?} against {cpu:?}"
     );
     assert_eq!(found, &cpu[..found.len()], "{what}");
     assert!(

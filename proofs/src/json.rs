@@ -318,7 +318,8 @@ impl VerifyingKey {
     pub fn from_json(text: &str) -> Result<VerifyingKey, String> {
         let j: VkJson = serde_json::from_str(text).map_err(|e| e.to_string())?;
         check_header(&j.protocol, &j.curve)?;
-        if j.ic.len() != j.n_public + 1 {
+        // `nPublic` comes from the file: usize::MAX must not overflow the count.
+        if j.n_public.checked_add(1) != Some(j.ic.len()) {
             return Err(format!(
                 "nPublic is {} but IC has {} points (expected nPublic + 1)",
                 j.n_public,
@@ -345,5 +346,28 @@ impl VerifyingKey {
 
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         write_file(path, &self.to_json())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_vk() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mulchain.vkey.json");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// `nPublic` is the file's word: `nPublic + 1` overflowed (a panic with overflow checks,
+    /// as the fuzz targets and tests build; a wrapped count without).
+    #[test]
+    fn a_huge_npublic_is_an_error() {
+        let mut v: Value = serde_json::from_str(&fixture_vk()).unwrap();
+        assert!(VerifyingKey::from_json(&v.to_string()).is_ok());
+        for n in [u64::MAX, u64::MAX - 1, 1 << 40] {
+            v["nPublic"] = Value::from(n);
+            let e = VerifyingKey::from_json(&v.to_string()).unwrap_err();
+            assert!(e.contains("nPublic"), "{n}: {e}");
+        }
     }
 }

@@ -431,6 +431,23 @@ impl KeyCache {
         }
     }
 
+    /// Whether the key at `path` is loaded already (and its file unchanged): [`get`] then
+    /// costs nothing.
+    ///
+    /// [`get`]: KeyCache::get
+    pub fn is_loaded(&self, path: &Path) -> bool {
+        let Ok(st) = stamp(path) else {
+            return false;
+        };
+        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.iter().any(|(p, s, _)| p == path && *s == st)
+    }
+
+    /// Whether loading a key also builds its MSM tables (seconds, on every core).
+    pub fn precomputes(&self) -> bool {
+        self.precompute != Precompute::None
+    }
+
     /// How many times a key was loaded from its file (each miss of the cache is one).
     pub fn loads(&self) -> u64 {
         self.loads.load(std::sync::atomic::Ordering::Relaxed)

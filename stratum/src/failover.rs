@@ -5,7 +5,7 @@
 //!
 //! Nothing here speaks a protocol: a session reports how it ended ([`Ended`]) and whether it had
 //! proved itself ([`HEALTHY_SESSION`]), and [`Failover`] answers with the pool to connect to
-//! and how long to wait first. The Stratum V1 client uses it; a Stratum V2 session can too.
+//! and how long to wait first. The Stratum V1 and V2 sessions share it (one list may mix both).
 
 use std::time::Duration;
 

@@ -172,6 +172,31 @@ async fn fetch_inner(
     } else {
         Box::new(tcp)
     };
+    exchange(stream, url, name, limit, sink).await
+}
+
+/// [`fetch`]'s HTTP exchange over a stream the caller already opened (no connect, no TLS, no
+/// timeout): the request for `url` goes out, the response is read with the same framing and
+/// size bound. The entry point the fuzz target feeds a server's bytes through (`fuzz/`).
+pub async fn fetch_over<S>(
+    stream: S,
+    url: &HttpUrl,
+    limit: u64,
+    sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+) -> Result<u64, HttpError>
+where
+    S: AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    exchange(Box::new(stream), url, &url.to_string(), limit, sink).await
+}
+
+async fn exchange(
+    stream: Box<dyn Stream>,
+    url: &HttpUrl,
+    name: &str,
+    limit: u64,
+    sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+) -> Result<u64, HttpError> {
     let host_header = if url.host.contains(':') {
         format!("[{}]:{}", url.host, url.port)
     } else {

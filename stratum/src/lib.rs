@@ -1,5 +1,6 @@
-//! Stratum V1 for SHA-256d mining: the work model, the wire messages, line framing over
-//! TCP/TLS/WebSocket, the miner's client session, and a validating pool server.
+//! Stratum V1 and V2 for SHA-256d mining: the work model, the wire messages, line framing over
+//! TCP/TLS/WebSocket, Stratum V2 over Noise, the miner's client session, and a validating pool
+//! server.
 //!
 //! - [`work`]: the only place that knows Stratum byte order (job → header, share → submit).
 //! - [`message`]: JSON-RPC lines to typed requests/notifications, with explicit errors.
@@ -12,6 +13,8 @@
 //! - [`proving`]: the proving-job extension (`prover.*`, `docs/protocol.md`).
 //! - [`http`]: artifact transfer for proving jobs (the pool serves, the worker fetches).
 //! - [`server`]: the built-in pool used by `rigworker pool`, tests and benches.
+//! - [`sv2`]: Stratum V2 keys, Noise handshake and encrypted frames (the reference
+//!   implementation's crates), shared by the V2 client session and the pool's V2 listener.
 
 pub mod client;
 pub mod connection;
@@ -20,6 +23,7 @@ pub mod http;
 pub mod message;
 pub mod proving;
 pub mod server;
+pub mod sv2;
 pub mod transport;
 pub mod untrusted;
 pub mod work;

@@ -320,9 +320,75 @@ impl ProofSubmit {
     }
 }
 
+/// A job the worker will not prove (`prover.decline`): its queue was full, or the job cannot be
+/// started (deadline passed, artifacts refused). The pool may give the job to another worker
+/// at once instead of waiting for its deadline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofDecline {
+    pub worker: String,
+    pub job_id: String,
+    /// Why, for the pool's log (the pool escapes it like any peer text).
+    pub reason: String,
+}
+
+/// The longest reason a decline carries; longer ones are cut (at a character boundary).
+pub const MAX_DECLINE_REASON: usize = 256;
+
+impl ProofDecline {
+    pub fn to_params(&self) -> Vec<Value> {
+        vec![json!(self.worker), json!(self.job_id), json!(self.reason)]
+    }
+
+    pub fn from_params(params: &[Value]) -> Result<ProofDecline, ProtocolError> {
+        const M: &str = "prover.decline";
+        let [worker, job_id, reason] = params else {
+            return Err(bad(
+                M,
+                format!(
+                    "expected [worker, job_id, reason], got {} params",
+                    params.len()
+                ),
+            ));
+        };
+        let s = |v: &Value, what: &str| -> Result<String, ProtocolError> {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(M, format!("{what} must be a string")))
+        };
+        let mut reason = s(reason, "reason")?;
+        if reason.len() > MAX_DECLINE_REASON {
+            let mut cut = MAX_DECLINE_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        Ok(ProofDecline {
+            worker: s(worker, "worker")?,
+            job_id: s(job_id, "job_id")?,
+            reason,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decline_round_trips_and_its_reason_is_bounded() {
+        let d = ProofDecline {
+            worker: "w.rig".into(),
+            job_id: "p7".into(),
+            reason: "queue full".into(),
+        };
+        assert_eq!(ProofDecline::from_params(&d.to_params()).unwrap(), d);
+        let long = json!(["w", "p", "é".repeat(300)]);
+        let cut = ProofDecline::from_params(long.as_array().unwrap()).unwrap();
+        assert!(cut.reason.len() <= MAX_DECLINE_REASON && cut.reason.starts_with('é'));
+        assert!(ProofDecline::from_params(&[json!("w"), json!("p")]).is_err());
+        assert!(ProofDecline::from_params(&[json!("w"), json!(1), json!("r")]).is_err());
+    }
 
     fn job(witness: WitnessSource) -> ProofJob {
         ProofJob {

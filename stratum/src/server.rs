@@ -9,6 +9,9 @@
 //!
 //! This file owns the configuration, the listener (TCP, TLS, WebSocket, WebSocket over TLS,
 //! connection limit), the job timer, and the [`ServerHandle`] that tests and the CLI hold.
+//! With [`ServerConfig::sv2`] a second listener speaks Stratum V2 (`sv2`: Noise with the
+//! pool's authority key, standard and extended channels) on the same jobs, judged by the same
+//! code as V1 shares and counted in the same [`ServerStats`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), stratum::server::ServerError> {
@@ -27,6 +30,7 @@ mod job;
 mod proving;
 mod session;
 mod stats;
+mod sv2;
 mod vardiff;
 
 use std::fmt;
@@ -42,7 +46,9 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
+use crate::sv2::AuthorityKeypair;
 use crate::transport::{PoolUrl, Scheme};
+use crate::work::Difficulty;
 
 pub use proving::{ProvingConfig, ProvingSetupError};
 pub use stats::{RejectReason, ServerStats, WorkerStats};
@@ -154,6 +160,16 @@ pub struct ServerConfig {
     /// Worker names counted in [`ServerStats::workers`] at most; beyond, the least recently
     /// active name's counts are dropped (the totals keep them).
     pub max_worker_stats: usize,
+    /// Also serve Stratum V2 (`stratum2+tcp://`) on a second address.
+    pub sv2: Option<Sv2Config>,
+}
+
+/// The Stratum V2 listener of the pool.
+#[derive(Clone, Debug)]
+pub struct Sv2Config {
+    pub listen: SocketAddr,
+    /// Signs the Noise certificates; its public half goes into the pool's URL.
+    pub authority: AuthorityKeypair,
 }
 
 impl Default for ServerConfig {
@@ -177,6 +193,7 @@ impl Default for ServerConfig {
             garbage_lines: false,
             proving: None,
             max_worker_stats: 4096,
+            sv2: None,
         }
     }
 }
@@ -243,6 +260,9 @@ pub enum ServerError {
 enum Control {
     /// Give every extranonce-subscribed connection a new extranonce1.
     SetExtranonce,
+    /// A new difficulty for every connection (V1 `mining.set_difficulty`, V2 `SetTarget`),
+    /// then a fresh job so shares are judged by the one the miner works to.
+    SetDifficulty(Difficulty),
 }
 
 /// State every session and the handle share.
@@ -310,6 +330,7 @@ impl Shared {
 /// A bound, not yet running pool.
 pub struct Server {
     listener: TcpListener,
+    sv2_listener: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -331,6 +352,16 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let sv2_listener = match &config.sv2 {
+            Some(sv2) => {
+                let bound = TcpListener::bind(sv2.listen).await;
+                Some(bound.map_err(|source| ServerError::Bind {
+                    addr: sv2.listen,
+                    source,
+                })?)
+            }
+            None => None,
+        };
         let mut rng = rand::rng();
         let prefix = (0..config.extranonce1_size.saturating_sub(8))
             .map(|_| rng.random())
@@ -368,7 +399,11 @@ impl Server {
             proving,
             config,
         });
-        Ok(Server { listener, shared })
+        Ok(Server {
+            listener,
+            sv2_listener,
+            shared,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -377,15 +412,25 @@ impl Server {
             .unwrap_or(self.shared.config.listen)
     }
 
+    /// Where the Stratum V2 listener is bound, when there is one.
+    pub fn sv2_addr(&self) -> Option<SocketAddr> {
+        self.sv2_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Starts accepting connections and rotating jobs on the current tokio runtime.
     pub fn spawn(self) -> ServerHandle {
         let local_addr = self.local_addr();
+        let sv2_addr = self.sv2_addr();
         let shared = self.shared.clone();
-        let task = tokio::spawn(serve(self.listener, self.shared));
+        let task = tokio::spawn(serve(self.listener, self.sv2_listener, self.shared));
         info!(%local_addr, transport = transport_name(&shared.config.transport), "pool listening");
+        if let Some(addr) = sv2_addr {
+            info!(%addr, "pool listening for Stratum V2");
+        }
         ServerHandle {
             shared,
             local_addr,
+            sv2_addr,
             task: Some(task),
         }
     }
@@ -422,6 +467,15 @@ fn tls_acceptor(id: &TlsIdentity) -> Result<tokio_rustls::TlsAcceptor, ServerErr
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A pool listening on all interfaces is reached over loopback.
+fn reachable(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    }
+}
+
 /// The next tick of an optional timer; a missing timer never ticks.
 async fn tick(timer: &mut Option<tokio::time::Interval>) {
     match timer {
@@ -433,7 +487,7 @@ async fn tick(timer: &mut Option<tokio::time::Interval>) {
 }
 
 /// The accept loop and the job timer, until shutdown.
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve(listener: TcpListener, sv2_listener: Option<TcpListener>, shared: Arc<Shared>) {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let mut sessions = JoinSet::new();
     let mut shutdown = shared.shutdown.subscribe();
@@ -452,8 +506,8 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             () = tick(&mut timer) => {
                 shared.publish(|m, id| m.rotate(id));
             }
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
+            accepted = accept_either(&listener, sv2_listener.as_ref()) => match accepted {
+                Ok((tcp, peer, v2)) => {
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
                         warn!(%peer, max = shared.config.max_connections, "connection refused: too many connections");
                         shared.stats.send_modify(|s| s.connections_refused += 1);
@@ -464,7 +518,11 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                         s.connections += 1;
                         s.connections_total += 1;
                     });
-                    sessions.spawn(session::run(shared.clone(), tcp, peer, permit));
+                    if v2 {
+                        sessions.spawn(sv2::run(shared.clone(), tcp, peer, permit));
+                    } else {
+                        sessions.spawn(session::run(shared.clone(), tcp, peer, permit));
+                    }
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
@@ -487,6 +545,23 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     info!("pool stopped");
 }
 
+/// The next connection on either listener; `true` for the Stratum V2 one.
+async fn accept_either(
+    v1: &TcpListener,
+    v2: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, bool)> {
+    let v2 = async {
+        match v2 {
+            Some(l) => l.accept().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = v1.accept() => r.map(|(t, p)| (t, p, false)),
+        r = v2 => r.map(|(t, p)| (t, p, true)),
+    }
+}
+
 /// Resolves once shutdown was requested (or the handle is gone).
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`; it must not live in a select's output.
@@ -497,6 +572,7 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 pub struct ServerHandle {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    sv2_addr: Option<SocketAddr>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -514,17 +590,32 @@ impl ServerHandle {
             ServerTransport::Ws => Scheme::Ws,
             ServerTransport::Wss(_) => Scheme::Wss,
         };
-        let ip = match self.local_addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
         PoolUrl {
             scheme,
-            host: ip.to_string(),
+            host: reachable(self.local_addr.ip()).to_string(),
             port: self.local_addr.port(),
             path: "/".into(),
         }
+    }
+
+    /// The Stratum V2 URL a local miner connects to
+    /// (`stratum2+tcp://127.0.0.1:PORT/AUTHORITY_KEY`), when the pool serves V2.
+    pub fn sv2_url(&self) -> Option<PoolUrl> {
+        let addr = self.sv2_addr?;
+        let key = self.shared.config.sv2.as_ref()?.authority.public();
+        Some(PoolUrl {
+            scheme: Scheme::Sv2(key),
+            host: reachable(addr.ip()).to_string(),
+            port: addr.port(),
+            path: "/".into(),
+        })
+    }
+
+    /// Changes every connection's difficulty now (V1: `mining.set_difficulty`, V2:
+    /// `SetTarget`), each followed by a fresh job; shares for jobs sent before keep the
+    /// difficulty they were sent with.
+    pub fn set_difficulty(&self, difficulty: Difficulty) {
+        let _ = self.shared.control.send(Control::SetDifficulty(difficulty));
     }
 
     pub fn stats(&self) -> ServerStats {

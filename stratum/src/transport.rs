@@ -2,6 +2,8 @@
 //! roots by default, optional SHA-256 certificate pin, explicit insecure switch) and WebSocket
 //! (plain or over TLS). [`connect`] picks the transport from the URL scheme and returns a
 //! [`Connection`](crate::connection::Connection) that reads and writes whole lines.
+//! `stratum2+tcp://HOST:PORT/AUTHORITY_KEY` names a Stratum V2 pool in the same list; its
+//! (Noise, binary) connection is [`crate::sv2`]'s, not [`connect`]'s.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::connection::{Connection, MAX_LINE, ws_config};
+use crate::sv2::AuthorityPublicKey;
 
 /// Any bidirectional byte stream a connection can run over.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -24,6 +27,9 @@ pub type BoxStream = Box<dyn AsyncStream>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Scheme {
+    /// `stratum2+tcp://HOST:PORT/KEY`: Stratum V2 over Noise, authenticated by the pool's
+    /// authority public key (the URL's path, base58-check as the SV2 specification writes it).
+    Sv2(AuthorityPublicKey),
     /// `stratum+tcp://`
     Tcp,
     /// `stratum+ssl://` / `stratum+tls://`
@@ -35,7 +41,8 @@ pub enum Scheme {
 }
 
 /// A pool address as users write it: `stratum+tcp://host:port`, `stratum+ssl://host:port`,
-/// `ws://host:port/path`, `wss://host:port/path`, or bare `host:port` (TCP).
+/// `ws://host:port/path`, `wss://host:port/path`, `stratum2+tcp://host:port/AUTHORITY_KEY`
+/// (Stratum V2), or bare `host:port` (TCP).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PoolUrl {
     pub scheme: Scheme,
@@ -59,14 +66,23 @@ impl FromStr for PoolUrl {
             url: url.to_string(),
             reason,
         };
+        let mut sv2 = false;
         let (scheme, rest) = match url.split_once("://") {
             Some((s, rest)) => {
                 let scheme = match s.to_ascii_lowercase().as_str() {
+                    "stratum2+tcp" => {
+                        sv2 = true;
+                        Scheme::Tcp
+                    }
                     "stratum+tcp" | "stratum" | "tcp" => Scheme::Tcp,
                     "stratum+ssl" | "stratum+tls" | "ssl" | "tls" => Scheme::Tls,
                     "ws" => Scheme::Ws,
                     "wss" => Scheme::Wss,
-                    _ => return Err(err("unknown scheme (stratum+tcp, stratum+ssl, ws, wss)")),
+                    _ => {
+                        return Err(err(
+                            "unknown scheme (stratum+tcp, stratum+ssl, ws, wss, stratum2+tcp)",
+                        ));
+                    }
                 };
                 (scheme, rest)
             }
@@ -95,6 +111,20 @@ impl FromStr for PoolUrl {
         if port == 0 {
             return Err(err("port 0"));
         }
+        let (scheme, path) = if sv2 {
+            let key = path.trim_start_matches('/').trim_end_matches('/');
+            if key.is_empty() {
+                return Err(err(
+                    "stratum2+tcp needs the pool's authority public key: stratum2+tcp://HOST:PORT/KEY",
+                ));
+            }
+            let key: AuthorityPublicKey = key
+                .parse()
+                .map_err(|_| err("the authority public key is not a valid base58-check SV2 key"))?;
+            (Scheme::Sv2(key), "/")
+        } else {
+            (scheme, path)
+        };
         Ok(PoolUrl {
             scheme,
             host: host.to_string(),
@@ -116,6 +146,7 @@ impl fmt::Display for PoolUrl {
             Scheme::Tls => write!(f, "stratum+ssl://{host}:{}", self.port),
             Scheme::Ws => write!(f, "ws://{host}:{}{}", self.port, self.path),
             Scheme::Wss => write!(f, "wss://{host}:{}{}", self.port, self.path),
+            Scheme::Sv2(key) => write!(f, "stratum2+tcp://{host}:{}/{key}", self.port),
         }
     }
 }
@@ -151,6 +182,8 @@ pub enum ConnectError {
     TlsConfig(String),
     #[error("WebSocket handshake with {url}: {reason}")]
     WebSocket { url: String, reason: String },
+    #[error("{0} is a Stratum V2 pool: it has no line connection")]
+    WrongProtocol(String),
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -269,6 +302,9 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Connection, ConnectError> {
     let name = url.to_string();
+    if let Scheme::Sv2(_) = url.scheme {
+        return Err(ConnectError::WrongProtocol(name));
+    }
     let fut = async {
         let tcp = TcpStream::connect((url.host.as_str(), url.port))
             .await
@@ -278,7 +314,7 @@ pub async fn connect(
             })?;
         let _ = tcp.set_nodelay(true);
         let stream: BoxStream = match url.scheme {
-            Scheme::Tcp | Scheme::Ws => Box::new(tcp),
+            Scheme::Tcp | Scheme::Ws | Scheme::Sv2(_) => Box::new(tcp),
             Scheme::Tls | Scheme::Wss => {
                 let config = client_tls_config(tls)?;
                 let server_name = ServerName::try_from(url.host.clone()).map_err(|e| {
@@ -295,7 +331,9 @@ pub async fn connect(
             }
         };
         match url.scheme {
-            Scheme::Tcp | Scheme::Tls => Ok(Connection::from_stream(stream, MAX_LINE)),
+            Scheme::Tcp | Scheme::Tls | Scheme::Sv2(_) => {
+                Ok(Connection::from_stream(stream, MAX_LINE))
+            }
             Scheme::Ws | Scheme::Wss => {
                 let ws_url = format!(
                     "{}://{}:{}{}",

@@ -11,6 +11,14 @@
 //! - merkle branch entries and the coinbase hash are in header (internal) order ([`Hash256`]).
 //! - `version`, `nbits`, `ntime` are big-endian hex of numbers stored little-endian in the header.
 //! - `nonce` in `mining.submit` is big-endian hex of the number stored little-endian at bytes 76..80.
+//! - Stratum V2 sends `prev_hash` and `merkle_root` as U256 in header (internal) order and
+//!   version, nTime, nBits, nonce as little-endian integers, i.e. as plain numbers
+//!   ([`Job::header_only`]).
+//!
+//! A Stratum V2 standard-channel job is header-only: the pool fixed the merkle root, so there
+//! is no coinbase and no extranonce2. It becomes the same [`Job`] with `merkle_root` set and an
+//! [`Extranonce`] whose extranonce2 has 0 bytes ([`Extranonce::header_only`]), so the engine
+//! searches it by version rolling, nonce and nTime exactly as it searches a V1 job.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,7 +36,7 @@ pub enum WorkError {
         expected: usize,
         got: usize,
     },
-    #[error("extranonce2 size {0} is outside 1..=8")]
+    #[error("extranonce2 size {0} is outside 1..=8 (0 only for header-only work)")]
     BadExtranonce2Size(usize),
     #[error("extranonce2 has {got} bytes, the pool asked for {expected}")]
     Extranonce2SizeMismatch { expected: usize, got: usize },
@@ -409,7 +417,8 @@ pub fn hash_difficulty(hash: &Hash256) -> f64 {
     DIFF1_TARGET.to_f64() / hash.to_u256().to_f64().max(1.0)
 }
 
-/// extranonce2: exactly `extranonce2_size` bytes (1..=8) chosen by the miner.
+/// extranonce2: exactly `extranonce2_size` bytes (1..=8) chosen by the miner; 0 bytes (a
+/// single, empty value) for header-only work, whose merkle root the pool fixed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExtraNonce2 {
     value: u64,
@@ -420,7 +429,7 @@ impl ExtraNonce2 {
     /// The `value`-th extranonce2 of `size` bytes (value taken modulo 2^(8·size)); encoded as a
     /// little-endian counter, as cpuminer and most miners roll it.
     pub fn new(value: u64, size: usize) -> Result<Self, WorkError> {
-        if !(1..=8).contains(&size) {
+        if size > 8 {
             return Err(WorkError::BadExtranonce2Size(size));
         }
         let mask = if size == 8 {
@@ -497,6 +506,15 @@ impl Extranonce {
             extranonce2_size: size,
         })
     }
+
+    /// The extranonce of header-only work (Stratum V2 standard channels): nothing to roll,
+    /// the pool's merkle root already commits to its coinbase.
+    pub fn header_only() -> Self {
+        Extranonce {
+            extranonce1: Vec::new(),
+            extranonce2_size: 0,
+        }
+    }
 }
 
 /// A `mining.notify` job, decoded and checked.
@@ -512,9 +530,39 @@ pub struct Job {
     pub nbits: u32,
     pub ntime: u32,
     pub clean_jobs: bool,
+    /// `Some` for header-only work (Stratum V2 standard channels): the merkle root the pool
+    /// fixed, in header order. The coinbase fields and merkle branch are then empty and unused.
+    pub merkle_root: Option<Hash256>,
 }
 
 impl Job {
+    /// A header-only job (Stratum V2 `NewMiningJob` + `SetNewPrevHash`): the fields are the
+    /// numbers and header-order hashes SV2 sends, nothing to swap. Mine it with
+    /// [`Extranonce::header_only`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn header_only(
+        job_id: String,
+        prev_hash: Hash256,
+        merkle_root: Hash256,
+        version: u32,
+        nbits: u32,
+        ntime: u32,
+        clean_jobs: bool,
+    ) -> Job {
+        Job {
+            job_id,
+            prevhash: PrevHashWire::from_header_order(&prev_hash),
+            coinb1: Vec::new(),
+            coinb2: Vec::new(),
+            merkle_branch: Vec::new(),
+            version,
+            nbits,
+            ntime,
+            clean_jobs,
+            merkle_root: Some(merkle_root),
+        }
+    }
+
     /// From the hex fields of `mining.notify` (params 1..=7).
     #[allow(clippy::too_many_arguments)]
     pub fn from_hex_fields(
@@ -541,6 +589,7 @@ impl Job {
             nbits: parse_u32_be_hex("nbits", nbits)?,
             ntime: parse_u32_be_hex("ntime", ntime)?,
             clean_jobs,
+            merkle_root: None,
         })
     }
 
@@ -556,8 +605,12 @@ impl Job {
         c
     }
 
-    /// Merkle root: SHA-256d of the coinbase folded with each branch hash on the right.
+    /// Merkle root: SHA-256d of the coinbase folded with each branch hash on the right, or the
+    /// pool's own for header-only work.
     pub fn merkle_root(&self, en: &Extranonce, en2: &ExtraNonce2) -> Hash256 {
+        if let Some(root) = self.merkle_root {
+            return root;
+        }
         let mut root = sha256d(&self.coinbase(en, en2));
         let mut buf = [0u8; 64];
         for b in &self.merkle_branch {
@@ -743,8 +796,10 @@ mod tests {
             33948187
         );
         assert!(ExtraNonce2::from_hex("000102", 4).is_err());
-        assert!(ExtraNonce2::new(0, 0).is_err());
+        assert_eq!(ExtraNonce2::new(5, 0).unwrap().to_hex(), "");
+        assert_eq!(ExtraNonce2::space(0), 1);
         assert!(ExtraNonce2::new(0, 9).is_err());
+        assert!(Extranonce::new("00", 0).is_err());
         assert_eq!(ExtraNonce2::new(0x1ff, 1).unwrap().to_hex(), "ff");
         assert_eq!(
             ExtraNonce2::new(u64::MAX, 8).unwrap().to_hex(),

@@ -188,6 +188,35 @@ async fn proofs_through_the_built_in_pool_are_verified() {
     h.shutdown();
 }
 
+/// A job the worker will not prove is declined (`prover.decline`): the pool drops it at once
+/// instead of at its deadline (ten minutes here), counts it, and sends the next job; a proof
+/// for the declined job is then a duplicate.
+#[tokio::test]
+async fn a_declined_job_is_dropped_and_the_next_one_comes_at_once() {
+    let mut cfg = ProvingConfig::new(fixtures());
+    cfg.interval = Duration::ZERO;
+    let pool = pool(Some(cfg)).await;
+    let (h, mut ev) = client(&pool);
+    let (job, host, epoch) = proof_job(&mut ev).await;
+    h.decline_proof(
+        job.job_id.clone(),
+        "queue full\nforged log line".into(),
+        epoch,
+    );
+    let (next, _, _) = proof_job(&mut ev).await;
+    assert_ne!(next.job_id, job.job_id);
+    assert_eq!(pool.stats().proofs_declined, 1);
+    let (proof, public) = prove(&job, &host).await;
+    let r = h
+        .submit_proof(job.job_id.clone(), proof, public, epoch)
+        .await;
+    assert!(
+        matches!(&r, ProofResult::Rejected(m) if m.contains("duplicate")),
+        "{r:?}"
+    );
+    h.shutdown();
+}
+
 #[tokio::test]
 async fn a_pool_without_proving_jobs_keeps_the_worker_hashing() {
     let pool = pool(None).await;

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::Digest;
 use stratum::TlsOptions;
@@ -21,6 +21,10 @@ use stratum::proving::ArtifactId;
 
 /// How long one download may take (a large zkey over a slow link).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(900);
+/// How often a running key download logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// Writes of a download are gathered into pieces this large.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// Witnesses are fetched into memory: bounded well below what a rig has.
 pub const MAX_WITNESS_BYTES: u64 = 1 << 30;
 
@@ -147,17 +151,24 @@ impl ArtifactCache {
         };
         let _guard = entry.lock.lock().await;
         let path = self.path_of(&id);
-        if path.exists() {
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
             if self.check_cached(&id, &path).await? {
-                mark_used(&path);
+                blocking(&path, mark_used).await;
                 return Ok(path);
             }
             tracing::warn!(%id, "cached proving key does not match its hash: fetching it again");
-            let _ = std::fs::remove_file(&path);
+            let _ = tokio::fs::remove_file(&path).await;
         }
-        self.download(id, url, &path).await?;
-        mark_used(&path);
-        self.evict(&id);
+        self.download(id, url, &path, size_hint).await?;
+        blocking(&path, mark_used).await;
+        let (dir, max_bytes) = (self.dir.clone(), self.max_bytes);
+        let removed = tokio::task::spawn_blocking(move || evict(&dir, max_bytes, &id))
+            .await
+            .unwrap_or_default();
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        for id in removed {
+            verified.remove(&id);
+        }
         Ok(path)
     }
 
@@ -194,87 +205,54 @@ impl ArtifactCache {
         id: ArtifactId,
         url: &HttpUrl,
         path: &Path,
+        size_hint: Option<u64>,
     ) -> Result<(), ArtifactError> {
         let tmp = self.dir.join(format!(
             "{id}.part-{}-{}",
             std::process::id(),
             self.downloads.load(Ordering::Relaxed)
         ));
-        let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(io_err(&tmp))?
+            .into_std()
+            .await;
         // A download abandoned half-way (its job's deadline passed) leaves no partial file.
         let mut part = PartFile(Some(tmp.clone()));
+        // Large buffered writes: the body arrives in small pieces on the runtime's threads,
+        // which must not stall on one small write each.
+        let mut writer = std::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
         let mut hasher = sha2::Sha256::new();
         self.downloads.fetch_add(1, Ordering::Relaxed);
-        let started = std::time::Instant::now();
+        let mut progress = DownloadProgress::start(id, url, size_hint);
         let mut sink = |b: &[u8]| {
             hasher.update(b);
-            file.write_all(b)
+            progress.add(b.len());
+            writer.write_all(b)
         };
-        let r = fetch(url, &self.tls, self.max_bytes, FETCH_TIMEOUT, &mut sink).await;
-        let result = r.map_err(ArtifactError::from).and_then(|n| {
-            file.sync_all().map_err(io_err(&tmp))?;
-            let got = ArtifactId(hasher.finalize().into());
-            if got != id {
-                return Err(ArtifactError::HashMismatch { expected: id, got });
-            }
-            Ok(n)
-        });
-        match result {
-            Ok(n) => {
-                std::fs::rename(&tmp, path).map_err(io_err(path))?;
-                part.0 = None;
-                self.verified
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id);
-                tracing::info!(%id, bytes = n, secs = started.elapsed().as_secs_f64(), "fetched proving key");
-                Ok(())
-            }
-            Err(e) => Err(e),
+        let n = fetch(url, &self.tls, self.max_bytes, FETCH_TIMEOUT, &mut sink).await?;
+        let got = ArtifactId(hasher.finalize().into());
+        if got != id {
+            return Err(ArtifactError::HashMismatch { expected: id, got });
         }
-    }
-
-    /// Removes least recently used keys until the folder fits its bound; `keep` stays.
-    fn evict(&self, keep: &ArtifactId) {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        let mut files: Vec<(SystemTime, u64, PathBuf)> = rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".zkey"))
-            .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                let used = m.accessed().or_else(|_| m.modified()).ok()?;
-                Some((used, m.len(), e.path()))
-            })
-            .collect();
-        let mut total: u64 = files.iter().map(|f| f.1).sum();
-        files.sort();
-        let keep_name = format!("{keep}.zkey");
-        for (_, len, path) in files {
-            if total <= self.max_bytes {
-                break;
-            }
-            if path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy() == keep_name)
-            {
-                continue;
-            }
-            if std::fs::remove_file(&path).is_ok() {
-                tracing::info!(path = %path.display(), "proving-key cache full: removed the least recently used key");
-                total -= len;
-                let id = path
-                    .file_stem()
-                    .and_then(|s| ArtifactId::from_hex(&s.to_string_lossy()));
-                if let Some(id) = id {
-                    self.verified
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
-                }
-            }
-        }
+        // Flush, fsync and rename on a blocking thread: an fsync of a large key takes long.
+        let (from, to) = (tmp.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let file = writer.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&from, &to)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r)
+        .map_err(io_err(&tmp))?;
+        part.0 = None;
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        tracing::info!(%id, bytes = n, secs = progress.started.elapsed().as_secs_f64(), "fetched proving key");
+        Ok(())
     }
 
     /// Downloads a witness into memory and checks its hash (witnesses are not cached).
@@ -302,6 +280,106 @@ impl ArtifactCache {
         }
         Ok(out)
     }
+}
+
+/// Removes least recently used keys from `dir` until it fits `max_bytes`; `keep` stays.
+/// Returns the keys removed. Blocking: file system calls only.
+fn evict(dir: &Path, max_bytes: u64, keep: &ArtifactId) -> Vec<ArtifactId> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(SystemTime, u64, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".zkey"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let used = m.accessed().or_else(|_| m.modified()).ok()?;
+            Some((used, m.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    let keep_name = format!("{keep}.zkey");
+    let mut removed = Vec::new();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy() == keep_name)
+        {
+            continue;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            tracing::info!(path = %path.display(), "proving-key cache full: removed the least recently used key");
+            total -= len;
+            if let Some(id) = path
+                .file_stem()
+                .and_then(|s| ArtifactId::from_hex(&s.to_string_lossy()))
+            {
+                removed.push(id);
+            }
+        }
+    }
+    removed
+}
+
+/// Runs a small blocking file operation on `path` off the runtime's threads.
+async fn blocking(path: &Path, f: fn(&Path)) {
+    let p = path.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || f(&p)).await;
+}
+
+/// The log lines of one key download: where from and how big at the start, then how far
+/// every [`PROGRESS_EVERY`], so an operator watching `mine` sees why no proof comes yet.
+struct DownloadProgress {
+    id: ArtifactId,
+    started: Instant,
+    last: Instant,
+    bytes: u64,
+    size: Option<u64>,
+}
+
+impl DownloadProgress {
+    fn start(id: ArtifactId, url: &HttpUrl, size: Option<u64>) -> DownloadProgress {
+        let source = stratum::untrusted::escape(&url.to_string());
+        match size {
+            Some(s) => tracing::info!(%id, %source, mib = mib(s), "downloading proving key"),
+            None => tracing::info!(%id, %source, "downloading proving key (size not announced)"),
+        }
+        let now = Instant::now();
+        DownloadProgress {
+            id,
+            started: now,
+            last: now,
+            bytes: 0,
+            size,
+        }
+    }
+
+    fn add(&mut self, n: usize) {
+        self.bytes += n as u64;
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = mib(self.bytes) / secs;
+        let id = self.id;
+        match self.size {
+            Some(s) => {
+                tracing::info!(%id, mib = mib(self.bytes), of_mib = mib(s), mib_per_s = rate, "proving key download")
+            }
+            None => {
+                tracing::info!(%id, mib = mib(self.bytes), mib_per_s = rate, "proving key download")
+            }
+        }
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / (1 << 20) as f64 * 10.0).round() / 10.0
 }
 
 fn hash_file(path: &Path) -> std::io::Result<ArtifactId> {

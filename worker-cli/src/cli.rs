@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use backends::prove::arith::ArithPath;
+
 use crate::secret::Secret;
 
 #[derive(Parser, Debug)]
@@ -119,7 +121,7 @@ pub enum Command {
     Mine(MineArgs),
     /// Run the built-in Stratum V1 pool alone.
     Pool(PoolArgs),
-    /// Measure each device's hashrate.
+    /// Measure each device's hashrate, or (--work prove) proof and MSM times against the CPU.
     Bench(BenchArgs),
     /// List compiled-in backends, the devices they find, and why a backend has none.
     Devices(DevicesArgs),
@@ -203,7 +205,8 @@ fn backend_help() -> String {
 
 #[derive(Args, Debug, Clone)]
 pub struct MineArgs {
-    /// Pool URL (stratum+tcp://, stratum+ssl://, ws://, wss://). Repeat for failover pools, in order.
+    /// Pool URL (stratum+tcp://, stratum+ssl://, ws://, wss://, or Stratum V2:
+    /// stratum2+tcp://HOST:PORT/AUTHORITY_KEY). Repeat for failover pools, in order.
     #[arg(
         short = 'o',
         long = "url",
@@ -274,6 +277,10 @@ pub struct MineArgs {
     /// Share difficulty of the built-in pool when no -o is given.
     #[arg(long, env = "RIGWORKER_POOL_DIFFICULTY")]
     pub pool_difficulty: Option<f64>,
+    /// With no -o: mine against the built-in pool over Stratum V2 (Noise, header-only jobs)
+    /// instead of V1. A V2 pool of your own is a `-o stratum2+tcp://HOST:PORT/KEY`.
+    #[arg(long, env = "RIGWORKER_SV2")]
+    pub sv2: bool,
     /// Write the final summary as JSON to this file.
     #[arg(long, env = "RIGWORKER_SUMMARY_JSON")]
     pub summary_json: Option<PathBuf>,
@@ -320,6 +327,10 @@ pub struct MineProvingArgs {
     /// Precompute MSM tables for each proving key (more memory, faster repeated proofs).
     #[arg(long, env = "RIGWORKER_PROVE_PRECOMPUTE")]
     pub prove_precompute: bool,
+    /// Force the CPU prover's arithmetic path: ifma, adx or portable (default: the fastest
+    /// this CPU has); refused when the CPU lacks it. For measuring one path against another.
+    #[arg(long, env = "RIGWORKER_PROVE_ARITH", value_name = "PATH", value_parser = parse_arith)]
+    pub prove_arith: Option<ArithPath>,
     /// Where proofs run: cpu, cuda, opencl or wgpu (default: cpu). An operation that fails
     /// on the device runs on the CPU instead (logged, counted in the API and metrics).
     #[arg(long, env = "RIGWORKER_PROVE_BACKEND", default_value = "cpu")]
@@ -381,6 +392,14 @@ pub struct PoolArgs {
     /// Seconds between a worker's answered proof and its next proving job.
     #[arg(long, env = "RIGWORKER_PROVING_INTERVAL")]
     pub proving_interval: Option<f64>,
+    /// Also serve Stratum V2 on this address (e.g. 127.0.0.1:34254); the URL miners use,
+    /// with the pool's authority key, is printed at start.
+    #[arg(long, env = "RIGWORKER_SV2")]
+    pub sv2: Option<String>,
+    /// The pool's Stratum V2 authority key file, made on first use (default:
+    /// $XDG_STATE_HOME/rigworker/sv2-authority.key or ~/.local/state/rigworker/...).
+    #[arg(long, env = "RIGWORKER_SV2_KEY", requires = "sv2")]
+    pub sv2_key: Option<PathBuf>,
 }
 
 /// What `bench` measures.
@@ -422,6 +441,10 @@ pub struct BenchArgs {
     /// same files, as the baseline of the same run.
     #[arg(long)]
     pub snarkjs: bool,
+    /// Force the CPU prover's arithmetic path: ifma, adx or portable (default: the fastest
+    /// this CPU has); refused when the CPU lacks it. For measuring one path against another.
+    #[arg(long, env = "RIGWORKER_PROVE_ARITH", value_name = "PATH", value_parser = parse_arith)]
+    pub prove_arith: Option<ArithPath>,
     #[command(flatten)]
     pub devices: DeviceArgs,
     /// Seconds per device.
@@ -479,6 +502,10 @@ pub struct ProveArgs {
     /// Prove this many times with the key loaded once; timings are medians.
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// Force the CPU prover's arithmetic path: ifma, adx or portable (default: the fastest
+    /// this CPU has); refused when the CPU lacks it. For measuring one path against another.
+    #[arg(long, env = "RIGWORKER_PROVE_ARITH", value_name = "PATH", value_parser = parse_arith)]
+    pub prove_arith: Option<ArithPath>,
     /// Threads for the MSMs and NTTs (default: one per logical core).
     #[arg(short = 't', long, env = "RIGWORKER_THREADS")]
     pub threads: Option<usize>,
@@ -498,4 +525,10 @@ pub struct VerifyArgs {
     /// public.json.
     #[arg(long)]
     pub public: PathBuf,
+}
+
+/// `--prove-arith`: one of the paths [`ArithPath`] names (whether the CPU has it is checked
+/// when the command starts, with the list of what it has).
+fn parse_arith(s: &str) -> Result<ArithPath, String> {
+    s.parse()
 }

@@ -10,7 +10,13 @@
 //! user = "bc1q...rig1"
 //! pass = "x"
 //! tls_fingerprint = "ab12..."
+//! [[pools]]
+//! url = "stratum2+tcp://pool.example.com:34254"
+//! authority_key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
 //! ```
+//!
+//! A Stratum V2 pool's authority key may sit in its URL (`stratum2+tcp://HOST:PORT/KEY`) or
+//! in `authority_key`; both at once must agree.
 //!
 //! Unknown keys are an error, so a typo never silently falls back to a default.
 
@@ -80,6 +86,31 @@ pub struct FilePool {
     pub pass: Option<Secret>,
     pub tls_fingerprint: Option<String>,
     pub tls_insecure: Option<bool>,
+    /// A Stratum V2 pool's authority public key, when its URL does not end with it.
+    pub authority_key: Option<String>,
+}
+
+impl FilePool {
+    /// The pool's URL with `authority_key` in it (a Stratum V2 URL's last part).
+    pub fn url_with_key(&self) -> Result<String> {
+        let Some(key) = self.authority_key.as_deref().map(str::trim) else {
+            return Ok(self.url.clone());
+        };
+        let url = self.url.trim().trim_end_matches('/');
+        let Some((scheme, rest)) = url.split_once("://") else {
+            bail!("pool {url}: authority_key is for stratum2+tcp:// pools only");
+        };
+        if !scheme.eq_ignore_ascii_case("stratum2+tcp") {
+            bail!("pool {url}: authority_key is for stratum2+tcp:// pools only");
+        }
+        match rest.split_once('/') {
+            None => Ok(format!("{url}/{key}")),
+            Some((_, in_url)) if in_url == key => Ok(url.to_string()),
+            Some(_) => {
+                bail!("pool {url}: the URL's authority key and authority_key differ; give it once")
+            }
+        }
+    }
 }
 
 impl FileConfig {
@@ -212,8 +243,8 @@ pub fn merge_mine(mut args: MineArgs, file: &FileConfig) -> Result<(MineArgs, Ve
             .enumerate()
             .map(|(i, p)| {
                 let (fingerprint, insecure) = args.tls_flags_for(i);
-                PoolEntry {
-                    url: p.url.clone(),
+                Ok(PoolEntry {
+                    url: p.url_with_key()?,
                     user: pick(&args.users, i)
                         .or_else(|| p.user.clone())
                         .unwrap_or_else(|| "rigworker".into()),
@@ -224,9 +255,9 @@ pub fn merge_mine(mut args: MineArgs, file: &FileConfig) -> Result<(MineArgs, Ve
                         .map(str::to_string)
                         .or_else(|| p.tls_fingerprint.clone()),
                     tls_insecure: insecure.unwrap_or(p.tls_insecure.unwrap_or(false)),
-                }
+                })
             })
-            .collect()
+            .collect::<Result<_>>()?
     };
     for (i, p) in pools.iter().enumerate() {
         if p.url.trim().is_empty() {
@@ -476,5 +507,43 @@ mod tests {
         assert_eq!(f.pools.len(), 2);
         assert_eq!(f.threads, Some(3));
         assert!(toml::from_str::<FileConfig>("treads = 3").is_err());
+    }
+
+    #[test]
+    fn a_v2_pool_s_authority_key_can_come_from_its_own_key() {
+        const KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+        let f: FileConfig = parse(&format!(
+            r#"
+            [[pools]]
+            url = "stratum2+tcp://a:34254"
+            authority_key = "{KEY}"
+            [[pools]]
+            url = "stratum2+tcp://b:34254/{KEY}"
+            authority_key = "{KEY}"
+            [[pools]]
+            url = "stratum+tcp://c:3333"
+            "#
+        ))
+        .unwrap();
+        let (_, pools) = merge_mine(mine_args(&[]), &f).unwrap();
+        let urls: Vec<&str> = pools.iter().map(|p| p.url.as_str()).collect();
+        let a = format!("stratum2+tcp://a:34254/{KEY}");
+        let b = format!("stratum2+tcp://b:34254/{KEY}");
+        assert_eq!(urls, [a.as_str(), b.as_str(), "stratum+tcp://c:3333"]);
+        // What the client parses: a V2 pool URL with its key.
+        for p in &pools[..2] {
+            let url: stratum::PoolUrl = p.url.parse().unwrap();
+            assert_eq!(url.to_string(), p.url);
+        }
+        let clash: FileConfig = parse(&format!(
+            "[[pools]]\nurl = \"stratum2+tcp://a:1/{KEY}\"\nauthority_key = \"other\"\n"
+        ))
+        .unwrap();
+        assert!(merge_mine(mine_args(&[]), &clash).is_err());
+        let v1: FileConfig = parse(&format!(
+            "[[pools]]\nurl = \"stratum+tcp://a:1\"\nauthority_key = \"{KEY}\"\n"
+        ))
+        .unwrap();
+        assert!(merge_mine(mine_args(&[]), &v1).is_err());
     }
 }

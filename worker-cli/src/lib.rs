@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod logging;
 pub mod plot;
+pub mod progress;
 pub mod reload;
 pub mod sdnotify;
 pub mod secret;

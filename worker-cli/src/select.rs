@@ -20,15 +20,21 @@ pub fn backends(args: &DeviceArgs) -> Result<Vec<Box<dyn HashBackend>>> {
                 };
                 Box::new(cpu.pin_threads(args.cpu_affinity))
             }
+            #[cfg(feature = "gpu")]
             BackendKind::OpenCl => {
                 Box::new(backends::opencl::OpenClBackend::new().with_intensity(args.intensity))
             }
+            #[cfg(feature = "gpu")]
             BackendKind::Cuda => {
                 Box::new(backends::cuda::CudaBackend::new().with_intensity(args.intensity))
             }
+            #[cfg(feature = "gpu")]
             BackendKind::Wgpu => {
                 Box::new(backends::wgpu::WgpuBackend::new().with_intensity(args.intensity))
             }
+            // Not compiled in: `compiled_backends` never lists them.
+            #[cfg(not(feature = "gpu"))]
+            BackendKind::OpenCl | BackendKind::Cuda | BackendKind::Wgpu => continue,
             BackendKind::Fpga => Box::new(backends::fpga::FpgaBackend::with_config(fpga_config(
                 &args.fpga,
             )?)),
@@ -131,10 +137,14 @@ pub fn threads_for(kind: BackendKind, args: &DeviceArgs) -> usize {
     }
 }
 
+/// How much longer systemd waits for start-up each time a device starts opening.
+pub const OPEN_TIMEOUT_EXTENSION: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Opens the workers for `mine` and `bench`. With `--backend all`, a backend with no device
 /// is skipped with a warning; a backend named explicitly must have one.
 pub fn open_workers(args: &DeviceArgs) -> Result<Vec<Box<dyn HashWorker>>> {
     let explicit = !args.backend.iter().any(|b| b.eq_ignore_ascii_case("all"));
+    let notify = crate::sdnotify::Notifier::from_env();
     let mut workers = Vec::new();
     for backend in chosen(args)? {
         let devices = match backend.devices() {
@@ -167,7 +177,36 @@ pub fn open_workers(args: &DeviceArgs) -> Result<Vec<Box<dyn HashWorker>>> {
             bail!(no_such_device(backend.kind(), &devices, args));
         }
         for d in selected {
-            workers.extend(backend.open(d.index, threads_for(backend.kind(), args))?);
+            // Opening a GPU compiles or loads its kernels and tunes its launch size: seconds
+            // per device, minutes on a big rig, so systemd is told to wait longer each time.
+            if let Some(n) = &notify {
+                let _ = n.extend_timeout(OPEN_TIMEOUT_EXTENSION);
+                let _ = n.status(&format!(
+                    "opening {}#{} {}",
+                    backend.kind(),
+                    d.index,
+                    d.name
+                ));
+            }
+            let started = std::time::Instant::now();
+            if backend.kind() != BackendKind::Cpu {
+                tracing::info!(
+                    "opening {}#{} {}: building kernels and tuning the launch size",
+                    backend.kind(),
+                    d.index,
+                    d.name
+                );
+            }
+            let opened = backend.open(d.index, threads_for(backend.kind(), args))?;
+            if backend.kind() != BackendKind::Cpu {
+                tracing::info!(
+                    secs = started.elapsed().as_secs_f64(),
+                    "{}#{} ready (launch tuning done)",
+                    backend.kind(),
+                    d.index
+                );
+            }
+            workers.extend(opened);
         }
     }
     if workers.is_empty() {

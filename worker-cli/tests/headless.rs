@@ -57,8 +57,8 @@ fn temp_limit_out_of_range_is_an_error_from_every_source() {
     let _ = std::fs::remove_file(&cfg);
 }
 
-/// Under systemd (`Type=notify`, `WatchdogSec=`): the real binary tells the notify socket it
-/// is ready once its devices run, pings the watchdog from the engine loop at half the
+/// Under systemd (`Type=notify`, `WatchdogSec=`): the real binary asks for more start-up time
+/// before each device it opens, tells the notify socket it is ready once its devices run, pings the watchdog from the engine loop at half the
 /// interval, reports its speed line as status, and says it is stopping before it drains.
 #[test]
 fn mine_speaks_the_systemd_notify_protocol() {
@@ -102,8 +102,22 @@ fn mine_speaks_the_systemd_notify_protocol() {
     assert!(ok, "{out}");
     let _ = std::fs::remove_dir_all(&dir);
     let has = |m: &str| messages.iter().any(|x| x.lines().any(|l| l == m));
+    // Before READY: for each device it opens, more start-up time and a status naming it.
+    let ready = messages
+        .iter()
+        .position(|m| m.lines().any(|l| l == "READY=1"))
+        .unwrap_or_else(|| panic!("no READY=1: {messages:?}"));
+    let before = &messages[..ready];
     assert!(
-        messages.first().is_some_and(|m| m.contains("READY=1")),
+        before.iter().any(|m| m == "EXTEND_TIMEOUT_USEC=120000000"),
+        "{messages:?}"
+    );
+    assert!(
+        before.iter().any(|m| m.starts_with("STATUS=opening cpu#0")),
+        "{messages:?}"
+    );
+    assert!(
+        !before.iter().any(|m| m.lines().any(|l| l == "WATCHDOG=1")),
         "{messages:?}"
     );
     let pings = messages

@@ -466,7 +466,9 @@ async fn sigterm_stops_cleanly_with_a_summary_and_memory_stays_small() {
             "resident memory while CPU mining: {:.1} MiB",
             kib as f64 / 1024.0
         );
-        assert!(kib < 50 * 1024, "RSS {kib} KiB");
+        // A bound that catches a leak or a runaway buffer, far above the ~15 MiB measured,
+        // so allocator and thread-stack differences between machines cannot fail it.
+        assert!(kib < 256 * 1024, "RSS {kib} KiB");
     }
     pool.shutdown().await;
 }
@@ -499,11 +501,30 @@ async fn proves_jobs_from_a_pool_that_offers_both_kinds_of_work() {
         ],
         &path,
     );
-    let (_, stderr) = finish(child).await;
+    let (stdout, stderr) = finish(child).await;
     let s = read_summary(&path);
     let p = &s["proving"];
     let accepted = p["accepted"].as_u64().unwrap();
     assert!(accepted >= 3, "proofs accepted: {p}\n{stderr}");
+    // The operator sees each key's download and load once, and the proofs in the summary.
+    assert_eq!(
+        stderr.matches("downloading proving key").count() as u64,
+        p["key_downloads"].as_u64().unwrap(),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("INFO loading proving key").count() as u64,
+        p["key_loads"].as_u64().unwrap(),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("proofs: jobs {}", p["jobs"])),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(" | proofs "),
+        "speed lines count proofs: {stderr}"
+    );
     assert_eq!(p["rejected"], 0, "{p}");
     assert_eq!(p["failed"], 0, "{p}\n{stderr}");
     // Two circuits in the folder: each key downloaded once, then proven from the cache.
@@ -560,6 +581,16 @@ async fn proving_keys_stay_loaded_across_jobs() {
     assert_eq!(p["key_downloads"], 1, "{p}");
     assert_eq!(p["key_loads"], 1, "the key was loaded again: {p}\n{stderr}");
     assert_eq!(stderr.matches("proving key loaded").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("downloading proving key").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("INFO loading proving key").count(),
+        1,
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&cache);
     let _ = std::fs::remove_dir_all(&dir);
     pool.shutdown().await;

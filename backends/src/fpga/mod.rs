@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use worker::IcarusWorker;
+pub use worker::{IcarusWorker, Reply, ReplyReader};
 
 use crate::device::{
     BackendError, BackendKind, BackendUnavailable, DeviceInfo, HashBackend, HashWorker,

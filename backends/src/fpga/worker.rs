@@ -32,7 +32,7 @@ const MAX_RESETS: u32 = 3;
 
 /// What the line delivered, cut into replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reply {
+pub enum Reply {
     /// Four bytes in reply position (big-endian W3), valid or not: the caller decides.
     Frame(u32),
     /// Bytes that can be no reply (a fragment, or the bytes before a realignment).
@@ -43,16 +43,23 @@ enum Reply {
 /// would shift every later reply; so when four bytes are no hit of either job but the bytes
 /// one to three further on are, the ones in between are dropped as broken and the stream is
 /// back in step. A fragment nothing follows is dropped after `FRAGMENT_GAP`.
+///
+/// Public so the fuzz target (`fuzz/`) feeds reply streams through the driver's own reader.
 #[derive(Default)]
-struct ReplyReader {
+pub struct ReplyReader {
     pending: Vec<u8>,
     last_byte: Option<Instant>,
 }
 
 impl ReplyReader {
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.pending.clear();
         self.last_byte = None;
+    }
+
+    /// Bytes held back for the next call (a fragment, or bytes that may still realign).
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
     }
 
     fn frame(&self, at: usize) -> u32 {
@@ -62,7 +69,7 @@ impl ReplyReader {
 
     /// Adds `bytes` and cuts what can be cut; `valid` says whether a frame is a hit of a job
     /// the board may be answering.
-    fn feed(
+    pub fn feed(
         &mut self,
         bytes: &[u8],
         now: Instant,
@@ -360,6 +367,9 @@ impl HashWorker for IcarusWorker {
         let mut evidence = 0.0f64;
         let mut cancelled = false;
         let mut frames = Vec::new();
+        // A board (or a USB-UART under load) may deliver one reply twice: a nonce is reported
+        // once per job, never as a duplicate share.
+        let mut reported = std::collections::HashSet::new();
         let mut buf = [0u8; 256];
         loop {
             let now = Instant::now();
@@ -409,6 +419,10 @@ impl HashWorker for IcarusWorker {
                     }
                 };
                 if let Some(w3) = job.match_reply(r, zero_bits) {
+                    if !reported.insert(w3) {
+                        debug!(board = %self.label(), reply = format!("{r:08x}"), "repeated reply dropped");
+                        continue;
+                    }
                     let hashes = self.config.hashes_at(w3);
                     evidence = evidence.max(hashes);
                     let secs = now.saturating_duration_since(t0).as_secs_f64();

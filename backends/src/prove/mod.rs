@@ -12,6 +12,7 @@
 //! scalar field (5^t, t odd); snarkjs and rapidsnark use the same root, which matters because a
 //! zkey's H query is tied to that exact evaluation domain.
 
+pub mod arith;
 mod cpu;
 pub mod field;
 pub mod glv;
@@ -131,6 +132,7 @@ pub fn device_fallbacks() -> u64 {
 }
 
 /// Logs and counts one device operation that the CPU takes over.
+#[cfg(any(feature = "opencl", feature = "cuda", feature = "wgpu"))]
 pub(crate) fn note_fallback(backend: &str, what: &str, e: &ProveError) {
     DEVICE_FALLBACKS.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(backend, operation = what, error = %e, "device proving failed; this operation runs on the CPU instead");

@@ -80,13 +80,14 @@ impl MsmConfig {
             }
             (best.1, 1)
         };
+        let arith = super::arith::current();
         MsmConfig {
             window_bits,
             table_depth,
             glv: true,
             threads,
-            adx: true,
-            ifma: true,
+            adx: arith.uses_adx(),
+            ifma: arith.uses_ifma(),
         }
     }
 }

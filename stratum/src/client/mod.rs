@@ -1,4 +1,4 @@
-//! The miner's side of Stratum V1: one long-lived session to the best reachable pool.
+//! The miner's side of Stratum V1 and V2: one long-lived session to the best reachable pool.
 //!
 //! [`Client::spawn`] starts a tokio task that owns the connection. It handshakes
 //! (configure → subscribe → extranonce.subscribe → authorize → suggest_difficulty), turns
@@ -11,8 +11,9 @@
 //!
 //! The module is split by concern: this file holds the public API (configuration, events,
 //! handle); `supervisor` runs sessions one after another and owns failover, fail-back probes,
-//! pool switching and shares waiting for a session; `session` speaks the protocol on one
-//! connection.
+//! pool switching and shares waiting for a session; `session` speaks Stratum V1 on one
+//! connection and `v2` Stratum V2 (a `stratum2+tcp://` pool of the same list: header-only
+//! jobs on a standard channel, `docs/protocol.md`).
 //!
 //! [`ClientHandle::switch_pool`] moves the session to another pool of the list and pins it
 //! there: fail-back to the first pool is off while pinned. The pin ends with
@@ -31,6 +32,7 @@
 
 mod session;
 mod supervisor;
+mod v2;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,9 +212,17 @@ enum Command {
         epoch: u64,
         reply: oneshot::Sender<ProofResult>,
     },
+    /// `prover.decline` for a job of `epoch` (dropped when that session is gone).
+    DeclineProof {
+        job_id: String,
+        reason: String,
+        epoch: u64,
+    },
     SwitchPool(usize),
     FollowFailover,
     SetPools(Vec<PoolConfig>),
+    /// The rig's hashrate (H/s): Stratum V2 channels are updated with it (`UpdateChannel`).
+    NominalHashrate(f32),
     Shutdown,
 }
 
@@ -281,6 +291,17 @@ impl ClientHandle {
             .unwrap_or_else(|_| ProofResult::Lost("client stopped".into()))
     }
 
+    /// Tells the pool this worker will not prove job `job_id` of `epoch` (`prover.decline`,
+    /// `docs/protocol.md`), so it can give the job to another worker. Fire and forget: a pool
+    /// that does not know the message answers with an error, which is ignored.
+    pub fn decline_proof(&self, job_id: String, reason: String, epoch: u64) {
+        let _ = self.tx.send(Command::DeclineProof {
+            job_id,
+            reason,
+            epoch,
+        });
+    }
+
     /// Moves to pool `index` of the configured list now and stays there: no fail-back to the
     /// first pool until [`ClientHandle::follow_failover`] (see the module documentation for
     /// when the pin ends by itself). An index outside the list is ignored.
@@ -299,6 +320,17 @@ impl ClientHandle {
     /// empty list is ignored: the client would have nowhere to go.
     pub fn set_pools(&self, pools: Vec<PoolConfig>) {
         let _ = self.tx.send(Command::SetPools(pools));
+    }
+
+    /// Reports the rig's current hashrate (H/s). A Stratum V2 session tells the pool
+    /// (`UpdateChannel`, so it can set the channel's target) when it changed by more than a
+    /// tenth since last told; Stratum V1 has no such message.
+    pub fn set_nominal_hashrate(&self, hashes_per_second: f64) {
+        if hashes_per_second.is_finite() && hashes_per_second >= 0.0 {
+            let _ = self
+                .tx
+                .send(Command::NominalHashrate(hashes_per_second as f32));
+        }
     }
 
     /// Ends the session; queued and in-flight shares are answered before the task exits.

@@ -21,7 +21,7 @@ use crate::failover::deadline_after;
 use crate::message::{
     Incoming, PoolMessage, SubscribeResult, error_reason, error_value, request_line, response_line,
 };
-use crate::proving::{ProofJob, ProofSubmit};
+use crate::proving::{ProofDecline, ProofJob, ProofSubmit};
 use crate::untrusted::{escape, escape_max};
 use crate::work::{Difficulty, Extranonce, Job, Share, Target};
 
@@ -79,7 +79,14 @@ enum Pending {
         sent: Instant,
         job_id: String,
     },
+    ProofDecline {
+        job_id: String,
+    },
 }
+
+/// Declines that may wait for the pool's answer; beyond them none is sent (a pool that never
+/// answers cannot grow the pending map).
+const MAX_UNANSWERED_DECLINES: usize = 16;
 
 pub(super) struct Session {
     cfg: ClientConfig,
@@ -285,6 +292,34 @@ impl Session {
                 sent: Instant::now(),
                 job_id,
             },
+        )
+        .await
+    }
+
+    /// `prover.decline` (bounded by [`MAX_UNANSWERED_DECLINES`]).
+    pub(super) async fn decline_proof(
+        &mut self,
+        job_id: String,
+        reason: String,
+    ) -> Result<(), SessionError> {
+        let waiting = self
+            .pending
+            .values()
+            .filter(|p| matches!(p, Pending::ProofDecline { .. }))
+            .count();
+        if waiting >= MAX_UNANSWERED_DECLINES {
+            debug!(pool = self.pool, job = %escape(&job_id), "decline not sent: {waiting} declines unanswered");
+            return Ok(());
+        }
+        let decline = ProofDecline {
+            worker: self.entry.user.clone(),
+            job_id: job_id.clone(),
+            reason,
+        };
+        self.call(
+            "prover.decline",
+            decline.to_params(),
+            Pending::ProofDecline { job_id },
         )
         .await
     }
@@ -523,6 +558,11 @@ impl Session {
                     info!(pool = self.pool, "pool offers proving jobs");
                 } else {
                     info!(pool = self.pool, reason = %escape(&error_reason(&error)), "pool offers no proving jobs: hashing only");
+                }
+            }
+            Pending::ProofDecline { job_id } => {
+                if !ok {
+                    debug!(pool = self.pool, job = %escape(&job_id), reason = %escape(&error_reason(&error)), "pool refused the decline");
                 }
             }
             Pending::ProofSubmit {

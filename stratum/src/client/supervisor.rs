@@ -1,7 +1,7 @@
-//! The client task: runs one session after another on the pool [`Failover`] picks, waits
-//! between them, probes the first pool while on a backup (fail-back), applies the handle's
-//! commands (switch, pin, new pool list, shutdown) and keeps shares found while no session
-//! is up until one is.
+//! The client task: runs one session after another (Stratum V1 here, V2 in `v2`) on the pool
+//! [`Failover`] picks, waits between them, probes the first pool while on a backup
+//! (fail-back), applies the handle's commands (switch, pin, new pool list, shutdown) and keeps
+//! shares found while no session is up until one is.
 //!
 //! Everything that can stall is bounded: the connect, each handshake answer, each write, the
 //! pool's silence (keepalive, unless off), a reconnect wait, and the goodbye to a pool.
@@ -26,7 +26,7 @@ use crate::failover::{
     sleep_until_or_never, tick,
 };
 use crate::message::{Incoming, SubscribeResult, request_line};
-use crate::transport::{PoolUrl, connect};
+use crate::transport::{PoolUrl, Scheme, connect};
 use crate::work::Share;
 
 /// Shares kept while no session is up; beyond it they are answered `Stale` at once.
@@ -34,35 +34,37 @@ const MAX_WAITING_SHARES: usize = 4096;
 
 /// How long the in-flight shares of a session that ends on purpose (shutdown, switch,
 /// reconnect request, new pool list) may take to be answered.
-const DRAIN: Duration = Duration::from_secs(3);
+pub(super) const DRAIN: Duration = Duration::from_secs(3);
 
 /// The most a goodbye (TLS close_notify, WebSocket close frame) may take: the pool may have
 /// stopped reading.
 const GOODBYE: Duration = Duration::from_secs(1);
 
 /// A share waiting for a session.
-struct QueuedShare {
-    share: Share,
-    epoch: u64,
-    reply: oneshot::Sender<SubmitOutcome>,
+pub(super) struct QueuedShare {
+    pub(super) share: Share,
+    pub(super) epoch: u64,
+    pub(super) reply: oneshot::Sender<SubmitOutcome>,
 }
 
 pub(super) struct Supervisor {
     /// Settings only: the pool list lives in `failover`.
-    cfg: ClientConfig,
+    pub(super) cfg: ClientConfig,
     failover: Option<Failover>,
-    events: mpsc::UnboundedSender<ClientEvent>,
-    cmds: mpsc::UnboundedReceiver<Command>,
-    epoch: u64,
+    pub(super) events: mpsc::UnboundedSender<ClientEvent>,
+    pub(super) cmds: mpsc::UnboundedReceiver<Command>,
+    pub(super) epoch: u64,
     /// (pool, extranonce1) of the last session, to recognise a resumed one.
     last_identity: Option<(usize, Vec<u8>)>,
     /// Subscription id to offer when reconnecting to the same pool.
     last_session_id: Option<(usize, String)>,
-    waiting: VecDeque<QueuedShare>,
-    shutting_down: bool,
+    pub(super) waiting: VecDeque<QueuedShare>,
+    pub(super) shutting_down: bool,
+    /// The rig's hashrate as last reported (H/s), for Stratum V2 channels.
+    pub(super) nominal_hashrate: f32,
 }
 
-type Probe = Pin<Box<dyn Future<Output = bool> + Send>>;
+pub(super) type Probe = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 impl Supervisor {
     pub(super) fn new(
@@ -82,6 +84,7 @@ impl Supervisor {
             last_session_id: None,
             waiting: VecDeque::new(),
             shutting_down: false,
+            nominal_hashrate: 0.0,
         }
     }
 
@@ -95,9 +98,13 @@ impl Supervisor {
             let pool = failover.current();
             let url = failover.target();
             let entry = failover.pools()[pool].clone();
-            let (end, healthy) = match connect(&url, &entry.tls, self.cfg.connect_timeout).await {
-                Ok(conn) => self.session(&mut failover, pool, entry, &url, conn).await,
-                Err(e) => (failed(e), false),
+            let (end, healthy) = if let Scheme::Sv2(key) = url.scheme {
+                super::v2::run(&mut self, &mut failover, pool, entry, &url, key).await
+            } else {
+                match connect(&url, &entry.tls, self.cfg.connect_timeout).await {
+                    Ok(conn) => self.session(&mut failover, pool, entry, &url, conn).await,
+                    Err(e) => (failed(e), false),
+                }
             };
             let next = match end {
                 SessionEnd::Shutdown => break,
@@ -153,6 +160,9 @@ impl Supervisor {
                             Some(Command::SubmitProof { reply, .. }) => {
                                 let _ = reply.send(ProofResult::Lost("not connected: the proving job's session is gone".into()));
                             }
+                            // The job's session is gone, and the pool with it.
+                            Some(Command::DeclineProof { .. }) => {}
+                            Some(Command::NominalHashrate(h)) => self.nominal_hashrate = h,
                         }
                     }
                 }
@@ -164,9 +174,51 @@ impl Supervisor {
         self.drain_stale("client shut down before the share could be submitted");
     }
 
+    /// `ClientHandle::switch_pool` while a session on `pool` runs (either protocol version):
+    /// pin `to`, ending the session when it is another pool.
+    pub(super) fn switch_pool(
+        &self,
+        failover: &mut Failover,
+        pool: usize,
+        to: usize,
+    ) -> Option<SessionEnd> {
+        if !failover.pin(to) {
+            warn!(pool = to, "switch to a pool not in the list ignored");
+            None
+        } else if to != pool {
+            Some(SessionEnd::Switch(to))
+        } else {
+            info!(pool, "pinned to the current pool: no fail-back");
+            None
+        }
+    }
+
+    /// `ClientHandle::follow_failover` while a session on `pool` runs.
+    pub(super) fn follow_failover(failover: &mut Failover, pool: usize) {
+        if failover.unpin() {
+            info!(
+                pool,
+                "pin released: failing back to the first pool when it is healthy"
+            );
+        }
+    }
+
+    /// A reloaded pool list while a session on `pool` runs: the session ends when the list
+    /// changed under it.
+    pub(super) fn set_pools(
+        &mut self,
+        failover: &mut Failover,
+        pool: usize,
+        pools: Vec<PoolConfig>,
+    ) -> Option<SessionEnd> {
+        self.replace_pools(failover, pools, Some(pool))
+            .is_some_and(|r| r.restart)
+            .then_some(SessionEnd::Reconfigured)
+    }
+
     /// Installs a new pool list and forgets what was learned about indices whose pool
     /// changed. `None` when the list was refused (empty).
-    fn replace_pools(
+    pub(super) fn replace_pools(
         &mut self,
         failover: &mut Failover,
         pools: Vec<PoolConfig>,
@@ -195,7 +247,12 @@ impl Supervisor {
         Some(r)
     }
 
-    fn queue(&mut self, share: Share, epoch: u64, reply: oneshot::Sender<SubmitOutcome>) {
+    pub(super) fn queue(
+        &mut self,
+        share: Share,
+        epoch: u64,
+        reply: oneshot::Sender<SubmitOutcome>,
+    ) {
         if self.waiting.len() >= MAX_WAITING_SHARES {
             let _ = reply.send(not_sent(
                 SubmitResult::Stale("too many shares waiting for a pool".into()),
@@ -296,22 +353,14 @@ impl Supervisor {
                         break SessionEnd::Shutdown;
                     }
                     Some(Command::SwitchPool(i)) => {
-                        if !failover.pin(i) {
-                            warn!(pool = i, "switch to a pool not in the list ignored");
-                        } else if i != pool {
-                            break SessionEnd::Switch(i);
-                        } else {
-                            info!(pool, "pinned to the current pool: no fail-back");
+                        if let Some(end) = self.switch_pool(failover, pool, i) {
+                            break end;
                         }
                     }
-                    Some(Command::FollowFailover) => {
-                        if failover.unpin() {
-                            info!(pool, "pin released: failing back to the first pool when it is healthy");
-                        }
-                    }
+                    Some(Command::FollowFailover) => Self::follow_failover(failover, pool),
                     Some(Command::SetPools(p)) => {
-                        if self.replace_pools(failover, p, Some(pool)).is_some_and(|r| r.restart) {
-                            break SessionEnd::Reconfigured;
+                        if let Some(end) = self.set_pools(failover, pool, p) {
+                            break end;
                         }
                     }
                     Some(Command::Submit { share, epoch, reply }) => {
@@ -323,10 +372,18 @@ impl Supervisor {
                             break failed(e);
                         }
                     }
+                    Some(Command::NominalHashrate(h)) => self.nominal_hashrate = h,
                     Some(Command::SubmitProof { job_id, proof, public, epoch, reply }) => {
                         if established.is_none() || epoch != self.epoch {
                             let _ = reply.send(ProofResult::Lost("the proving job's session is gone".into()));
                         } else if let Err(e) = s.submit_proof(job_id, proof, public, reply).await {
+                            break failed(e);
+                        }
+                    }
+                    Some(Command::DeclineProof { job_id, reason, epoch }) => {
+                        if established.is_some() && epoch == self.epoch
+                            && let Err(e) = s.decline_proof(job_id, reason).await
+                        {
                             break failed(e);
                         }
                     }
@@ -440,7 +497,7 @@ impl Supervisor {
 
 /// Waits for a running probe; with none running, waits forever (the select! guard keeps this
 /// branch off then anyway).
-async fn poll_probe(probing: &mut Option<Probe>) -> bool {
+pub(super) async fn poll_probe(probing: &mut Option<Probe>) -> bool {
     match probing {
         Some(p) => p.await,
         None => std::future::pending().await,
@@ -450,7 +507,10 @@ async fn poll_probe(probing: &mut Option<Probe>) -> bool {
 /// Whether `pool` accepts a subscribe and authorize right now. Takes its own copy of the
 /// configuration so it can run while the session keeps using the supervisor; the whole
 /// exchange, writes included, is bounded by the connect timeout.
-async fn probe(cfg: ClientConfig, pool: PoolConfig) -> bool {
+pub(super) async fn probe(cfg: ClientConfig, pool: PoolConfig) -> bool {
+    if let Scheme::Sv2(key) = pool.url.scheme {
+        return super::v2::probe(cfg, pool, key).await;
+    }
     let Ok(mut conn) = connect(&pool.url, &pool.tls, cfg.connect_timeout).await else {
         return false;
     };

@@ -122,6 +122,7 @@ impl JobMaker {
                 nbits: JOB_NBITS,
                 ntime: u32::try_from(ntime).unwrap_or(u32::MAX),
                 clean_jobs: new_block,
+                merkle_root: None,
             },
             block: self.block,
         })
@@ -228,6 +229,7 @@ mod tests {
             nbits: JOB_NBITS,
             ntime: 0,
             clean_jobs: true,
+            merkle_root: None,
         };
         let en2 = ExtraNonce2::new(0x01020304, 4).unwrap();
         let tx = job.coinbase(&en, &en2);

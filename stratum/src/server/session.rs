@@ -27,18 +27,19 @@ use crate::connection::{Connection, ConnectionError};
 use crate::message::{
     Incoming, MinerRequest, ProtocolError, error_value, request_line, response_line,
 };
-use crate::proving::{ProofSubmit, ProverCapabilities, code as proof_code};
+use crate::proving::{ProofDecline, ProofSubmit, ProverCapabilities, code as proof_code};
 use crate::transport::BoxStream;
+use crate::untrusted::escape;
 use crate::work::{
     Difficulty, ExtraNonce2, Extranonce, Hash256, Share, hash_difficulty, parse_u32_be_hex,
 };
 
 /// TLS and WebSocket handshakes must finish within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that stops reading cannot hold a session forever.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Jobs remembered per connection for judging late shares; older ones read as stale.
-const MAX_SENT_JOBS: usize = 64;
+pub(super) const MAX_SENT_JOBS: usize = 64;
 /// A peer sending nothing but garbage is cut off after this many bad lines in a row.
 const MAX_BAD_LINES: u32 = 32;
 const MAX_WORKERS_PER_CONNECTION: usize = 64;
@@ -74,14 +75,76 @@ enum Event {
     Nothing,
 }
 
-/// A job as sent on this connection, with everything its shares are judged by.
-struct SentJob {
-    wire_id: String,
-    job: Arc<ServerJob>,
-    extranonce: Extranonce,
-    difficulty: Difficulty,
+/// A job as sent on a connection (V1 or V2), with everything its shares are judged by.
+pub(super) struct SentJob {
+    pub(super) wire_id: String,
+    pub(super) job: Arc<ServerJob>,
+    pub(super) extranonce: Extranonce,
+    pub(super) difficulty: Difficulty,
     /// Headers accepted for this job, for duplicate detection; forgotten with the job.
-    accepted: HashSet<Hash256>,
+    pub(super) accepted: HashSet<Hash256>,
+}
+
+/// The checks every share gets whichever protocol brought it, once its job is found and its
+/// fields are numbers: stale block, nTime window, version bits outside the mask, duplicate,
+/// difficulty. The header is rebuilt from the job as sent and hashed here; nothing the miner
+/// claims is trusted. On success the share is counted for `worker`.
+pub(super) fn judge_share(
+    shared: &Shared,
+    sent: &mut SentJob,
+    share: &Share,
+    version_mask: u32,
+    worker: &str,
+) -> Result<f64, (RejectReason, String)> {
+    use RejectReason as R;
+    let current_block = shared.jobs.borrow().block;
+    if sent.job.block != current_block {
+        return Err((
+            R::Stale,
+            format!("block {} replaced by {current_block}", sent.job.block),
+        ));
+    }
+    let window = shared.config.ntime_window.as_secs();
+    let job_ntime = u64::from(sent.job.job.ntime);
+    let ntime = share.ntime;
+    // Saturating: a configured window near u64::MAX seconds must not overflow.
+    if u64::from(ntime) < job_ntime || u64::from(ntime) > job_ntime.saturating_add(window) {
+        return Err((
+            R::BadNtime,
+            format!("{ntime} outside [{job_ntime}, +{window}]"),
+        ));
+    }
+    if let Some(bits) = share.version_bits
+        && bits & !version_mask != 0
+    {
+        return Err((
+            R::BadVersion,
+            format!("{bits:08x} outside mask {version_mask:08x}"),
+        ));
+    }
+    let hash = share
+        .header(&sent.job.job, &sent.extranonce, version_mask)
+        .hash();
+    let assigned = sent.difficulty;
+    // Every job is distinct work (see `job`), so a header can only repeat within one job.
+    if sent.accepted.contains(&hash) {
+        return Err((R::Duplicate, String::new()));
+    }
+    let achieved = hash_difficulty(&hash);
+    if !assigned.target().is_met_by(&hash) {
+        return Err((
+            R::LowDifficulty,
+            format!("{achieved:.3e} < {}", assigned.get()),
+        ));
+    }
+    sent.accepted.insert(hash);
+    let max_workers = shared.config.max_worker_stats;
+    shared.stats.send_modify(|st| {
+        st.total.accept(assigned.get(), achieved);
+        st.worker_mut(worker, max_workers)
+            .accept(assigned.get(), achieved);
+    });
+    Ok(achieved)
 }
 
 /// Runs one connection to its end. `_permit` holds a slot of `max_connections` until then.
@@ -112,7 +175,7 @@ pub(super) async fn run(
 }
 
 /// Keeps `connections` right however the session ends (including an abort at shutdown).
-struct ConnectionCount(Arc<Shared>);
+pub(super) struct ConnectionCount(pub(super) Arc<Shared>);
 
 impl Drop for ConnectionCount {
     fn drop(&mut self) {
@@ -245,6 +308,7 @@ impl Session {
                 Event::Read(line) => self.on_read(line).await,
                 Event::NewJob => self.on_new_job().await,
                 Event::Control(Control::SetExtranonce) => self.on_set_extranonce().await,
+                Event::Control(Control::SetDifficulty(d)) => self.change_difficulty(d).await,
                 Event::Nothing => Ok(()),
                 Event::ProofJobDue => self.send_proof_job().await,
                 Event::LoginTimeout => {
@@ -551,7 +615,6 @@ impl Session {
         if !self.authorized.contains(worker) {
             return Err((R::Unauthorized, String::new()));
         }
-        let current_block = self.jobs_rx.borrow().block;
         let Some(index) = self.sent.iter().rposition(|j| j.wire_id == s.job_id) else {
             return Err(if self.shared.was_issued(s.job_id) {
                 (R::Stale, "job expired".into())
@@ -559,40 +622,17 @@ impl Session {
                 (R::UnknownJob, String::new())
             });
         };
-        let sent = &self.sent[index];
-        if sent.job.block != current_block {
-            return Err((
-                R::Stale,
-                format!("block {} replaced by {current_block}", sent.job.block),
-            ));
-        }
+        let sent = &mut self.sent[index];
         let extranonce2 = ExtraNonce2::from_hex(s.extranonce2, sent.extranonce.extranonce2_size)
             .map_err(|e| (R::BadExtranonce2, e.to_string()))?;
         let ntime = parse_u32_be_hex("ntime", s.ntime).map_err(|e| (R::BadNtime, e.to_string()))?;
-        let window = self.shared.config.ntime_window.as_secs();
-        let job_ntime = u64::from(sent.job.job.ntime);
-        // Saturating: a configured window near u64::MAX seconds must not overflow.
-        if u64::from(ntime) < job_ntime || u64::from(ntime) > job_ntime.saturating_add(window) {
-            return Err((
-                R::BadNtime,
-                format!("{ntime} outside [{job_ntime}, +{window}]"),
-            ));
-        }
         let nonce =
             parse_u32_be_hex("nonce", s.nonce).map_err(|e| (R::Malformed, e.to_string()))?;
         let version_bits = match s.version_bits {
             None => None,
-            Some(v) => {
-                let bits = parse_u32_be_hex("version_bits", v)
-                    .map_err(|e| (R::BadVersion, e.to_string()))?;
-                if bits & !self.version_mask != 0 {
-                    return Err((
-                        R::BadVersion,
-                        format!("{bits:08x} outside mask {:08x}", self.version_mask),
-                    ));
-                }
-                Some(bits)
-            }
+            Some(v) => Some(
+                parse_u32_be_hex("version_bits", v).map_err(|e| (R::BadVersion, e.to_string()))?,
+            ),
         };
         let share = Share {
             job_id: s.job_id.to_string(),
@@ -601,29 +641,8 @@ impl Session {
             nonce,
             version_bits,
         };
-        let hash = share
-            .header(&sent.job.job, &sent.extranonce, self.version_mask)
-            .hash();
-        let assigned = sent.difficulty;
-        // Every job is distinct work (see `job`), so a header can only repeat within one job.
-        if sent.accepted.contains(&hash) {
-            return Err((R::Duplicate, String::new()));
-        }
-        let achieved = hash_difficulty(&hash);
-        if !assigned.target().is_met_by(&hash) {
-            return Err((
-                R::LowDifficulty,
-                format!("{achieved:.3e} < {}", assigned.get()),
-            ));
-        }
-        self.sent[index].accepted.insert(hash);
-        let max_workers = self.shared.config.max_worker_stats;
+        let achieved = judge_share(&self.shared, sent, &share, self.version_mask, worker)?;
         debug!(peer = %self.peer, worker, job = s.job_id, difficulty = achieved, "share accepted");
-        self.shared.stats.send_modify(|st| {
-            st.total.accept(assigned.get(), achieved);
-            st.worker_mut(worker, max_workers)
-                .accept(assigned.get(), achieved);
-        });
         if let Some(v) = &mut self.vardiff
             && let Some(d) = v.on_share(std::time::Instant::now(), self.difficulty.get())
         {
@@ -691,22 +710,14 @@ impl Session {
                         let circuit = offer.circuit_name(&issued);
                         match &verdict {
                             Ok(()) => {
-                                info!(peer = %self.peer, job = %s.job_id, circuit, "proof accepted")
+                                info!(peer = %self.peer, job = %escape(&s.job_id), circuit, "proof accepted")
                             }
                             Err((c, m)) => {
-                                warn!(peer = %self.peer, job = %s.job_id, circuit, code = c, reason = %m, "proof rejected")
+                                warn!(peer = %self.peer, job = %escape(&s.job_id), circuit, code = c, reason = %m, "proof rejected")
                             }
                         }
                     }
-                    if self.prover.issued.is_empty() {
-                        let wait = self
-                            .shared
-                            .proving
-                            .as_ref()
-                            .map(|o| o.config.interval)
-                            .unwrap_or_default();
-                        self.prover.next_at = Instant::now().checked_add(wait);
-                    }
+                    self.schedule_next_proof_job();
                 }
                 self.count_proof(verdict.as_ref().map(|_| ()).map_err(|(c, _)| *c));
                 match verdict {
@@ -714,10 +725,44 @@ impl Session {
                     Err((c, m)) => self.reply_error(&id, c, &m).await,
                 }
             }
+            "prover.decline" => {
+                let d = match ProofDecline::from_params(params) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return self
+                            .reply_error(&id, proof_code::OTHER, &e.to_string())
+                            .await;
+                    }
+                };
+                if self.prover.issued.remove(&d.job_id).is_none() {
+                    return self
+                        .reply_error(&id, proof_code::JOB_NOT_FOUND, "job not found")
+                        .await;
+                }
+                // A declined job is answered: a proof for it later is a duplicate.
+                self.prover.remember_answered(d.job_id.clone());
+                self.shared.stats.send_modify(|st| st.proofs_declined += 1);
+                info!(peer = %self.peer, job = %escape(&d.job_id), reason = %escape(&d.reason), "proving job declined");
+                self.schedule_next_proof_job();
+                self.reply(&id, Value::Bool(true)).await
+            }
             other => {
                 self.reply_error(&id, proof_code::OTHER, &format!("unknown method {other}"))
                     .await
             }
+        }
+    }
+
+    /// Once this worker holds no proving job, its next one goes out after the interval.
+    fn schedule_next_proof_job(&mut self) {
+        if self.prover.issued.is_empty() {
+            let wait = self
+                .shared
+                .proving
+                .as_ref()
+                .map(|o| o.config.interval)
+                .unwrap_or_default();
+            self.prover.next_at = Instant::now().checked_add(wait);
         }
     }
 
@@ -746,13 +791,7 @@ impl Session {
     }
 
     fn count_reject(&self, worker: Option<&str>, reason: RejectReason) {
-        let max_workers = self.shared.config.max_worker_stats;
-        self.shared.stats.send_modify(|st| {
-            st.total.reject(reason);
-            if let Some(w) = worker {
-                st.worker_mut(w, max_workers).reject(reason);
-            }
-        });
+        count_reject(&self.shared, worker, reason);
     }
 
     async fn reply(&mut self, id: &Value, result: Value) -> Flow {
@@ -796,6 +835,17 @@ impl Session {
             }
         }
     }
+}
+
+/// Counts a rejected share (for `worker` too when the share named one we know).
+pub(super) fn count_reject(shared: &Shared, worker: Option<&str>, reason: RejectReason) {
+    let max_workers = shared.config.max_worker_stats;
+    shared.stats.send_modify(|st| {
+        st.total.reject(reason);
+        if let Some(w) = worker {
+            st.worker_mut(w, max_workers).reject(reason);
+        }
+    });
 }
 
 /// The share fields of a `mining.submit`, still as the miner wrote them.

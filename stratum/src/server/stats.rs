@@ -139,6 +139,9 @@ pub struct ServerStats {
     pub proofs_accepted: u64,
     /// Proofs refused, by error code (`docs/protocol.md`).
     pub proofs_rejected: BTreeMap<i64, u64>,
+    /// Proving jobs workers declined (`prover.decline`): given to the next job request
+    /// instead of waiting for their deadline.
+    pub proofs_declined: u64,
     /// When each name in `workers` last submitted (a counter: larger is more recent).
     pub(crate) activity: HashMap<String, u64>,
     pub(crate) activity_clock: u64,

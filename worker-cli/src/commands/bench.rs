@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::cli::{BenchArgs, DeviceArgs};
 use crate::engine::stats::format_rate;
 use crate::plot::{Chart, Series, rate_unit, svg};
+use crate::progress::{Progress, ProgressMode};
 
 #[derive(Serialize, Debug, Clone)]
 pub struct BenchResult {
@@ -132,6 +133,7 @@ fn bench_backend(
     backend: &dyn HashBackend,
     args: &DeviceArgs,
     seconds: Duration,
+    args_json: bool,
     out: &mut Vec<BenchResult>,
 ) -> Result<()> {
     let devices = match backend.devices() {
@@ -160,7 +162,12 @@ fn bench_backend(
             d.detail,
             seconds.as_secs_f64()
         );
+        let shown = Progress::spinner(
+            ProgressMode::detect(args_json),
+            &format!("benchmarking {}#{}", backend.kind(), d.index),
+        );
         let rates = measure(workers, seconds);
+        drop(shown);
         let mut sorted = rates.clone();
         let (min, max) = rates
             .iter()
@@ -193,10 +200,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             for k in backends::cpu::Kernel::available() {
                 let cpu = backends::cpu::CpuBackend::with_kernel(k)
                     .pin_threads(args.devices.cpu_affinity);
-                bench_backend(&cpu, &args.devices, seconds, &mut results)?;
+                bench_backend(&cpu, &args.devices, seconds, args.json, &mut results)?;
             }
         } else {
-            bench_backend(b.as_ref(), &args.devices, seconds, &mut results)?;
+            bench_backend(b.as_ref(), &args.devices, seconds, args.json, &mut results)?;
         }
     }
     if let Some(path) = &args.plot {

@@ -24,6 +24,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::cli::BenchArgs;
+use crate::progress::{Progress, ProgressMode};
 
 #[derive(Serialize)]
 struct ProveResult {
@@ -55,6 +56,8 @@ struct MsmResult {
 #[derive(Serialize)]
 struct Report {
     threads: usize,
+    /// The CPU prover's arithmetic path (`--prove-arith`, else the fastest the CPU has).
+    arith: &'static str,
     prove: Vec<ProveResult>,
     msm: Vec<MsmResult>,
 }
@@ -172,6 +175,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(t) = args.devices.threads {
         proofs::init_threads(t);
     }
+    let arith = super::prove_arith(args.prove_arith)?;
     // The CPU first: it is the baseline every other backend's rows are compared with.
     let mut names: Vec<String> = if args.devices.backend.is_empty() {
         vec!["cpu".into()]
@@ -216,9 +220,30 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let mut report = Report {
         threads: proofs::threads(),
+        arith: arith.name(),
         prove: Vec::new(),
         msm: Vec::new(),
     };
+    let mut sizes = args.msm_log.clone();
+    if sizes.is_empty() {
+        sizes = vec![16, 18];
+        if args.large {
+            sizes.push(20);
+        }
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    // One step per (circuit, backend, tables) and per (MSM size, backend).
+    let prove_rows: usize = chosen
+        .iter()
+        .map(|b| if b.name() == "cpu" { 2 } else { 1 })
+        .sum();
+    let steps = circuits.len() * prove_rows + sizes.len() * chosen.len();
+    let progress = Progress::steps(
+        ProgressMode::detect(args.json),
+        "bench --work prove",
+        steps as u64,
+    );
     for (name, zkey, wtns) in &circuits {
         let witness = Witness::load(wtns)?;
         let snarkjs_ms = if args.snarkjs {
@@ -235,6 +260,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             };
             pres.iter().map(move |p| (b, *p))
         }) {
+            progress.set_message(format!(
+                "proving {name} on {}{}",
+                backend.name(),
+                if pre == Precompute::Tables {
+                    " with tables"
+                } else {
+                    ""
+                }
+            ));
             let t = Instant::now();
             let key = PreparedKey::load(zkey, backend.clone(), pre)?;
             let load = t.elapsed();
@@ -259,17 +293,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 peak_rss_bytes: proofs::mem::peak_rss_bytes(),
                 snarkjs_ms,
             });
+            progress.inc();
         }
     }
-    let mut sizes = args.msm_log.clone();
-    if sizes.is_empty() {
-        sizes = vec![16, 18];
-        if args.large {
-            sizes.push(20);
-        }
-    }
-    sizes.sort_unstable();
-    sizes.dedup();
     let g2_at = sizes.first().copied();
     for log in sizes {
         let n = 1usize << log;
@@ -281,6 +307,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             BatchMulPreprocessing::new(G2Projective::generator(), n).batch_mul(&random_scalars(n))
         });
         for backend in &chosen {
+            progress.set_message(format!("MSMs of 2^{log} points on {}", backend.name()));
             let prepared = backend.prepare_g1(&bases, Precompute::None)?;
             report.msm.push(time_msm(
                 backend.name(),
@@ -303,8 +330,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     repeat,
                 )?);
             }
+            progress.inc();
         }
     }
+    drop(progress);
     if let Some(path) = &args.plot {
         let doc = crate::plot::svg("rigworker bench --work prove", &charts(&report));
         std::fs::write(path, doc)
@@ -316,8 +345,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "Groth16/BN254 proving, {} threads, medians of {repeat} proofs per row",
-        report.threads
+        "Groth16/BN254 proving, {} threads, CPU arithmetic {}, medians of {repeat} proofs per row",
+        report.threads, report.arith
     );
     println!(
         "{:<7} {:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8}",

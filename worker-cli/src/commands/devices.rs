@@ -15,7 +15,10 @@ fn proving(backend: &str, memory: Option<u64>) -> serde_json::Value {
     if backend == "cpu" {
         return json!({"can_prove": true, "summary": "yes (system memory)"});
     }
+    #[cfg(feature = "gpu")]
     let max_log = memory.and_then(backends::prove::gpu::max_domain_log_for);
+    #[cfg(not(feature = "gpu"))]
+    let max_log: Option<u32> = None;
     let summary = match (memory, max_log) {
         (Some(m), Some(l)) => format!(
             "yes, up to 2^{l} constraints in {:.1} GiB",

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use stratum::client::{ClientConfig, PoolConfig};
 use stratum::proving::ProverCapabilities;
-use stratum::server::{ProvingConfig, Server, ServerConfig, VardiffConfig};
+use stratum::server::{ProvingConfig, Server, ServerConfig, Sv2Config, VardiffConfig};
+use stratum::sv2::AuthorityKeypair;
 use stratum::transport::{TlsOptions, parse_fingerprint};
 use tracing::{info, warn};
 
@@ -28,6 +29,11 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
     // Kept as given, so a config reload merges the new file with the same flags.
     let flags = args.clone();
     let (args, pools) = merge_mine(args, file)?;
+    if args.sv2 && !pools.is_empty() {
+        bail!(
+            "--sv2 mines against the built-in pool over Stratum V2; for a pool of your own give -o stratum2+tcp://HOST:PORT/KEY"
+        );
+    }
     for (i, p) in pools.iter().enumerate() {
         if p.tls_insecure {
             warn!(
@@ -102,14 +108,26 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
                     });
                 }
             }
+            if args.sv2 {
+                // A loopback demo: a fresh authority key each run is enough.
+                cfg.sv2 = Some(Sv2Config {
+                    listen: "127.0.0.1:0".parse()?,
+                    authority: AuthorityKeypair::generate(),
+                });
+            }
             let server = Server::bind(cfg)
                 .await
                 .context("starting the built-in pool")?;
             let addr = server.local_addr();
-            info!(%addr, "no pool given: mining against the built-in pool");
-            builtin = Some(server.spawn());
+            let handle = server.spawn();
+            let url = match handle.sv2_url() {
+                Some(url) => url.to_string(),
+                None => format!("stratum+tcp://{addr}"),
+            };
+            info!(%url, "no pool given: mining against the built-in pool");
+            builtin = Some(handle);
             let entry = PoolEntry {
-                url: format!("stratum+tcp://{addr}"),
+                url,
                 user: "rigworker.local".into(),
                 pass: "x".into(),
                 tls_fingerprint: None,
@@ -213,6 +231,9 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
     if p.proving_dir.is_some() && !args.urls.is_empty() {
         bail!("--proving-dir configures the built-in pool: it cannot be combined with -o");
     }
+    if p.proving_dir.is_some() && args.sv2 {
+        bail!("--proving-dir: proving jobs travel over Stratum V1 only, not with --sv2");
+    }
     let dir = p
         .proving_cache
         .clone()
@@ -226,8 +247,10 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
     } else {
         p.prove_backend.as_str()
     };
+    let arith = super::prove_arith(p.prove_arith)?;
     let backend = backends::prove::open_prove_backend(name, p.prove_device)
         .with_context(|| format!("opening proving backend {name} device {}", p.prove_device))?;
+    tracing::info!(backend = name, cpu_arithmetic = %arith, "proving enabled");
     let pre = if p.prove_precompute {
         Precompute::Tables
     } else {

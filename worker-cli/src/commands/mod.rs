@@ -71,6 +71,17 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Applies `--prove-arith` (refused when the CPU lacks the path) and returns the path the CPU
+/// prover's MSMs will run.
+pub fn prove_arith(
+    forced: Option<backends::prove::arith::ArithPath>,
+) -> Result<backends::prove::arith::ArithPath> {
+    if let Some(path) = forced {
+        backends::prove::arith::force(path)?;
+    }
+    Ok(backends::prove::arith::current())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,15 @@
-//! `rigworker pool`: the built-in Stratum V1 pool on its own, for LAN rigs, third-party
-//! miners, tests and demos. Prints per-worker statistics periodically and on exit.
+//! `rigworker pool`: the built-in Stratum V1 pool on its own (and Stratum V2 beside it with
+//! `--sv2`), for LAN rigs, third-party miners, tests and demos. Prints per-worker statistics
+//! periodically and on exit.
 
 use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+
 use stratum::server::{
-    ProvingConfig, Server, ServerConfig, ServerStats, ServerTransport, TlsIdentity, VardiffConfig,
+    ProvingConfig, Server, ServerConfig, ServerStats, ServerTransport, Sv2Config, TlsIdentity,
+    VardiffConfig,
 };
+use stratum::sv2::AuthorityKeypair;
 use tracing::info;
 
 use crate::cli::PoolArgs;
@@ -64,6 +69,17 @@ pub fn run(args: PoolArgs, file: &FileConfig) -> Result<()> {
         _ if args.websocket => ServerTransport::Ws,
         _ => ServerTransport::Tcp,
     };
+    if let Some(l) = &args.sv2 {
+        let listen = l
+            .parse()
+            .with_context(|| format!("--sv2 {l:?} is not an address:port"))?;
+        let path = args.sv2_key.clone().unwrap_or_else(default_key_path);
+        let authority = AuthorityKeypair::load_or_create(&path)
+            .map_err(anyhow::Error::msg)
+            .context("the pool's Stratum V2 authority key")?;
+        info!(key_file = %path.display(), "Stratum V2 authority key");
+        cfg.sv2 = Some(Sv2Config { listen, authority });
+    }
     let print = super::whole_seconds("--print-time", args.print_time.unwrap_or(30))?;
     let rt = super::runtime()?;
     rt.block_on(async move {
@@ -72,6 +88,11 @@ pub fn run(args: PoolArgs, file: &FileConfig) -> Result<()> {
         println!("rigworker pool listening on {addr}");
         let handle = server.spawn();
         println!("miners connect with: -o {}", handle.url());
+        if let Some(url) = handle.sv2_url() {
+            println!("Stratum V2 miners connect with:");
+            // On a line of its own, so scripts can take it as it is.
+            println!("{url}");
+        }
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + print, print);
         let stop = super::shutdown_signal();
         tokio::pin!(stop);
@@ -94,6 +115,22 @@ pub fn run(args: PoolArgs, file: &FileConfig) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Where the pool keeps its authority key unless told: with the rest of the user's state.
+fn default_key_path() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    match state {
+        Some(dir) => dir.join("rigworker/sv2-authority.key"),
+        None => PathBuf::from("rigworker-sv2-authority.key"),
+    }
 }
 
 fn stats_line(s: &ServerStats) -> String {

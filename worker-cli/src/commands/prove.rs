@@ -3,7 +3,8 @@
 //! `prove` loads the zkey once (optionally precomputing MSM tables, as a worker proving the same
 //! circuit repeatedly does), proves `--repeat` times and prints the time of every phase of the
 //! pipeline (load, witness, build ABC, NTTs, each MSM, assembly, self-verification, total) and
-//! the peak resident memory (VmHWM).
+//! the peak resident memory (VmHWM). Loading (seconds with `--precompute`) and proving show
+//! their progress on stderr (`crate::progress`).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use proofs::{Precompute, Proof, VerifyingKey, Witness};
 use serde_json::json;
 
 use crate::cli::{ProveArgs, VerifyArgs};
+use crate::progress::{Progress, ProgressMode};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -43,6 +45,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     if let Some(t) = args.threads {
         proofs::init_threads(t);
     }
+    let arith = super::prove_arith(args.prove_arith)?;
     let backend =
         backends::prove::open_prove_backend(&args.backend, args.devices).with_context(|| {
             format!(
@@ -56,8 +59,18 @@ pub fn run(args: &ProveArgs) -> Result<()> {
         Precompute::None
     };
 
+    let mode = ProgressMode::detect(args.json);
     let t0 = Instant::now();
+    let loading = Progress::spinner(
+        mode,
+        if args.precompute {
+            "loading the proving key and building its MSM tables"
+        } else {
+            "loading the proving key"
+        },
+    );
     let key = PreparedKey::load(&args.zkey, backend, pre)?;
+    drop(loading);
     let load = t0.elapsed();
     let t = Instant::now();
     let witness = Witness::load(&args.wtns)?;
@@ -68,11 +81,15 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     };
     let mut runs = Vec::new();
     let mut last = None;
-    for _ in 0..args.repeat.max(1) {
+    let repeat = args.repeat.max(1);
+    let proving = Progress::steps(mode, "proving", u64::from(repeat));
+    for _ in 0..repeat {
         let out = key.prove(&witness, opts)?;
         runs.push(out.timings.clone());
         last = Some(out);
+        proving.inc();
     }
+    drop(proving);
     let out = last.ok_or_else(|| anyhow!("no proof was made"))?;
     if let Some(p) = &args.proof {
         out.proof.save(p)?;
@@ -87,6 +104,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     if args.json {
         let report = json!({
             "backend": key.backend_name(),
+            "arith": arith.name(),
             "precompute": args.precompute,
             "threads": proofs::threads(),
             "n_vars": h.n_vars,
@@ -106,7 +124,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "circuit: {} variables, {} public, domain 2^{}  backend: {}  threads: {}{}",
+        "circuit: {} variables, {} public, domain 2^{}  backend: {} (CPU arithmetic {arith})  threads: {}{}",
         h.n_vars,
         h.n_public,
         h.domain_size.trailing_zeros(),

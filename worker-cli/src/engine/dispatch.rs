@@ -366,6 +366,7 @@ mod tests {
             nbits: 0x1d00ffff,
             ntime: 1000,
             clean_jobs: true,
+            merkle_root: None,
         };
         Arc::new(Work {
             job,

@@ -347,6 +347,19 @@ impl Summary {
                 p.connects
             ));
         }
+        if let Some(p) = &self.proving {
+            s.push_str(&format!(
+                "  proofs: jobs {}, accepted {}, rejected {}, lost {}, failed {}, refused {}; key downloads {}, key loads {}\n",
+                p.jobs,
+                p.accepted,
+                p.rejected,
+                p.lost,
+                p.failed,
+                p.refused,
+                p.key_downloads,
+                p.key_loads
+            ));
+        }
         s.push_str(&format!(
             "  best share difficulty {}, reconnects {}, failovers {}",
             stats::format_difficulty(self.best_share_difficulty),
@@ -572,6 +585,10 @@ pub async fn run(
             Some(cmd) = cmd_rx.recv() => apply_command(&state, &slots, &client, cmd),
             _ = sample.tick() => {
                 sample_rates(&state, &slots);
+                // Stratum V2 channels tell the pool (UpdateChannel, on a change > 10 %).
+                if let Some(h) = lock(&state).total_rate.rates()[1] {
+                    client.set_nominal_hashrate(h);
+                }
                 if let Some(w) = watchdog.as_mut() {
                     let ctx = RebuildContext {
                         dispatcher: &dispatcher,
@@ -870,7 +887,7 @@ fn print_speed(state: &Mutex<EngineState>) -> String {
     let st = lock(state);
     let r = st.total_rate.rates();
     let s = st.summary();
-    let line = format!(
+    let mut line = format!(
         "speed 10s/60s/15m {} {} {} | shares {}/{} stale {} hw {} | diff {}",
         format_rate(r[0]),
         format_rate(r[1]),
@@ -881,6 +898,13 @@ fn print_speed(state: &Mutex<EngineState>) -> String {
         s.totals.hardware_errors,
         st.difficulty.map_or("-".into(), stats::format_difficulty)
     );
+    if let Some(p) = &st.proving {
+        let c = p.snapshot();
+        line.push_str(&format!(
+            " | proofs {}/{} failed {}",
+            c.accepted, c.rejected, c.failed
+        ));
+    }
     info!("{line}");
     line
 }

@@ -5,11 +5,12 @@
 //! submitted on the session the job came from. Jobs run one at a time, in arrival order.
 //!
 //! Nothing a pool sends can grow without bound or stall the prover: at most
-//! [`QUEUE_CAPACITY`] jobs wait behind the one being proven (a job beyond them is refused and
-//! logged); a job's deadline is checked before its artifacts are fetched and the fetch is
-//! abandoned when it passes; artifacts come only from the pool's own host or the hosts the
-//! operator allowed ([`ArtifactHosts`]); and the largest circuit the worker asks for
-//! ([`max_constraints`]) follows the memory the rig has.
+//! [`QUEUE_CAPACITY`] jobs wait behind the one being proven (a job beyond them is refused,
+//! logged and declined to the pool with `prover.decline`, as is a job that fails); a job's
+//! deadline is checked before its artifacts are fetched and the fetch is abandoned when it
+//! passes; artifacts come only from the pool's own host or the hosts the operator allowed
+//! ([`ArtifactHosts`]); and the largest circuit the worker asks for ([`max_constraints`])
+//! follows the memory the rig has.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -163,6 +164,7 @@ pub struct ProvingEngine {
 pub struct ProofQueue {
     tx: mpsc::Sender<ProofTask>,
     engine: Arc<ProvingEngine>,
+    client: ClientHandle,
 }
 
 impl ProofQueue {
@@ -176,7 +178,12 @@ impl ProofQueue {
                 warn!(
                     job = %stratum::untrusted::escape(&t.job.job_id),
                     waiting = QUEUE_CAPACITY,
-                    "proving job refused: the queue is full (no proof will be sent for it)"
+                    "proving job refused: the queue is full (declined to the pool)"
+                );
+                self.client.decline_proof(
+                    t.job.job_id.clone(),
+                    format!("queue full: {QUEUE_CAPACITY} jobs wait"),
+                    t.epoch,
                 );
             }
             Err(mpsc::error::TrySendError::Closed(t)) => {
@@ -255,10 +262,11 @@ impl ProvingEngine {
         dispatcher: Arc<Dispatcher>,
     ) -> ProofQueue {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(self.clone().run(rx, client, dispatcher));
+        tokio::spawn(self.clone().run(rx, client.clone(), dispatcher));
         ProofQueue {
             tx,
             engine: self.clone(),
+            client,
         }
     }
 
@@ -321,7 +329,10 @@ impl ProvingEngine {
                 }
                 Err(e) => {
                     self.count(|c| c.failed += 1);
-                    warn!(job = %shown, error = %stratum::untrusted::escape(&format!("{e:#}")), "proving job failed");
+                    let why = format!("{e:#}");
+                    warn!(job = %shown, error = %stratum::untrusted::escape(&why), "proving job failed (declined to the pool)");
+                    // No proof will come: the pool may give the job to another worker now.
+                    client.decline_proof(id, why, task.epoch);
                 }
             }
         }
@@ -371,6 +382,33 @@ impl ProvingEngine {
             anyhow::bail!("deadline passed before the proof could start");
         }
         let fetched = t0.elapsed();
+        // Loading (and building tables for) a new key runs beside hashing: only the proof
+        // itself pauses the devices.
+        let this = self.clone();
+        let circuit = job.circuit_id;
+        let key = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            if !this.keys.is_loaded(&zkey) {
+                if this.keys.precomputes() {
+                    info!(%circuit, "loading proving key and building its MSM tables (--prove-precompute: seconds on every core)");
+                } else {
+                    info!(%circuit, "loading proving key");
+                }
+            }
+            let (key, cached) = this.keys.get(&zkey)?;
+            if !cached {
+                info!(
+                    %circuit,
+                    secs = key.load_timings.total.as_secs_f64(),
+                    "proving key loaded"
+                );
+            }
+            Ok(key)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("key loader thread: {e}"))??;
+        if now_unix() > job.deadline {
+            anyhow::bail!("deadline passed while its proving key loaded");
+        }
         // The CPU prover uses every core: hashing pauses (units in flight end within a
         // fraction of a second) and resumes when the guard drops, whatever happens.
         let guard = match &self.device_pause {
@@ -383,22 +421,11 @@ impl ProvingEngine {
                 PauseGuard::All(dispatcher)
             }
         };
-        let this = self.clone();
-        let circuit = job.circuit_id;
-        let out = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let (key, cached) = this.keys.get(&zkey)?;
-            if !cached {
-                info!(
-                    %circuit,
-                    secs = key.load_timings.total.as_secs_f64(),
-                    "proving key loaded"
-                );
-            }
-            Ok(key.prove(&witness, this.options)?)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("prover thread: {e}"))
-        .and_then(|r| r);
+        let options = self.options;
+        let out = tokio::task::spawn_blocking(move || key.prove(&witness, options))
+            .await
+            .map_err(|e| anyhow::anyhow!("prover thread: {e}"))
+            .and_then(|r| r.map_err(anyhow::Error::from));
         drop(guard);
         let out = out?;
         info!(

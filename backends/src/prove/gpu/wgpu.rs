@@ -120,7 +120,9 @@ impl WgpuProveDevice {
 
         let error = Arc::new(Mutex::new(None));
         let sink = error.clone();
-        device.on_uncaptured_error(Box::new(move |e| record(&sink, e.to_string())));
+        device.on_uncaptured_error(Arc::new(move |e: ::wgpu::Error| {
+            record(&sink, e.to_string())
+        }));
         let sink = error.clone();
         device.set_device_lost_callback(move |reason, msg| {
             record(&sink, format!("device lost ({reason:?}): {msg}"));
@@ -129,7 +131,7 @@ impl WgpuProveDevice {
         let limits = device.limits();
         let max_buffer_bytes = limits
             .max_buffer_size
-            .min(u64::from(limits.max_storage_buffer_binding_size))
+            .min(limits.max_storage_buffer_binding_size)
             & !3;
         let mut dev = WgpuProveDevice {
             info,
@@ -195,8 +197,8 @@ impl WgpuProveDevice {
                 self.device
                     .create_pipeline_layout(&::wgpu::PipelineLayoutDescriptor {
                         label: Some(name),
-                        bind_group_layouts: &[&layout],
-                        push_constant_ranges: &[],
+                        bind_group_layouts: &[Some(&layout)],
+                        immediate_size: 0,
                     });
             let pipeline =
                 self.device
@@ -250,13 +252,12 @@ impl WgpuProveDevice {
             ::wgpu::ErrorFilter::Validation,
             ::wgpu::ErrorFilter::Internal,
         ];
-        for filter in FILTERS {
-            self.device.push_error_scope(filter);
-        }
+        let scopes = FILTERS.map(|filter| self.device.push_error_scope(filter));
         let out = f();
         let mut first = None;
-        for _ in FILTERS {
-            if let Some(e) = pollster::block_on(self.device.pop_error_scope()) {
+        // Innermost first, as wgpu requires.
+        for scope in scopes.into_iter().rev() {
+            if let Some(e) = pollster::block_on(scope.pop()) {
                 first.get_or_insert(e.to_string());
             }
         }
@@ -269,12 +270,16 @@ impl WgpuProveDevice {
     /// Blocks until `submission` has run (the thread sleeps in the driver).
     fn wait(&self, submission: &::wgpu::SubmissionIndex) -> Result<(), ProveError> {
         for _ in 0..MAX_WAIT_POLLS {
-            match self
-                .device
-                .poll(::wgpu::PollType::WaitForSubmissionIndex(submission.clone()))
-            {
+            match self.device.poll(::wgpu::PollType::Wait {
+                submission_index: Some(submission.clone()),
+                timeout: Some(crate::wgpu::POLL_TIMEOUT),
+            }) {
                 Ok(_) => return self.check(),
                 Err(::wgpu::PollError::Timeout) => continue,
+                Err(e) => {
+                    self.check()?;
+                    return Err(device_error(format!("waiting for the device: {e}")));
+                }
             }
         }
         self.check()?;
@@ -355,7 +360,10 @@ impl GpuDevice for WgpuProveDevice {
     fn write(&self, buf: &WgpuBuffer, data: &[u32]) -> Result<(), ProveError> {
         self.check_len("a write", buf, data.len())?;
         let words_per_chunk = WRITE_CHUNK_BYTES / 4;
+        let mut bytes = Vec::with_capacity(WRITE_CHUNK_BYTES.min(4 * data.len()));
         for (i, chunk) in data.chunks(words_per_chunk).enumerate() {
+            bytes.clear();
+            bytes.extend(chunk.iter().flat_map(|w| w.to_le_bytes()));
             let offset = (i * WRITE_CHUNK_BYTES) as u64;
             let Some(size) = ::wgpu::BufferSize::new(4 * chunk.len() as u64) else {
                 continue;
@@ -364,9 +372,7 @@ impl GpuDevice for WgpuProveDevice {
                 let Some(mut view) = self.queue.write_buffer_with(&buf.buffer, offset, size) else {
                     return false;
                 };
-                for (dst, w) in view.chunks_exact_mut(4).zip(chunk) {
-                    dst.copy_from_slice(&w.to_le_bytes());
-                }
+                view.copy_from_slice(&bytes);
                 true
             })?;
             if !written {
@@ -422,7 +428,10 @@ impl GpuDevice for WgpuProveDevice {
         };
         mapped.map_err(|e| device_error(format!("mapping the read-back buffer: {e}")))?;
         {
-            let data = staging.slice(..).get_mapped_range();
+            let data = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| device_error(format!("reading the read-back buffer: {e}")))?;
             for (w, b) in out.iter_mut().zip(data.chunks_exact(4)) {
                 *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }

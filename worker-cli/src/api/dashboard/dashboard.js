@@ -150,12 +150,29 @@ function renderChart(h) {
     pts.length < 2 ? "collecting samples (one every " + h.interval_secs + " s)…" : pts.length + " samples, one every " + h.interval_secs + " s";
 }
 
+// Shown only when the worker takes proving jobs.
+function renderProving(p) {
+  document.getElementById("proving").hidden = !p.enabled;
+  if (!p.enabled) return;
+  document.getElementById("proving-backend").textContent = "on " + p.backend;
+  for (const k of ["jobs", "accepted", "rejected", "failed", "refused", "lost"]) {
+    set("proofs-" + k, p[k], p[k]);
+    if (k !== "jobs" && k !== "accepted") {
+      document.getElementById("proofs-" + k).classList.toggle("bad", p[k] > 0);
+    }
+  }
+  const total = p.phase_medians.find(m => m.phase === "total");
+  set("proofs-median", total ? total.secs : null, total ? (total.secs * 1000).toFixed(0) + " ms" : "–");
+}
+
 async function refresh() {
   try {
-    const [s, d, p, h] = await Promise.all([
+    const [s, d, p, h, pr] = await Promise.all([
       get("/api/v1/summary"), get("/api/v1/devices"), get("/api/v1/pools"), get("/api/v1/history"),
+      get("/api/v1/proving"),
     ]);
     renderSummary(s);
+    renderProving(pr);
     renderDevices(d);
     renderPools(p);
     renderChart(h);
