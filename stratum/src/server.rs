@@ -160,6 +160,10 @@ pub struct ServerConfig {
     /// Worker names counted in [`ServerStats::workers`] at most; beyond, the least recently
     /// active name's counts are dropped (the totals keep them).
     pub max_worker_stats: usize,
+    /// Shares a connection may have accepted on one job (remembered to refuse duplicates);
+    /// beyond, its shares are stale until the next job. Bounds a miner at a very low
+    /// difficulty and a long job interval.
+    pub max_shares_per_job: usize,
     /// Also serve Stratum V2 (`stratum2+tcp://`) on a second address.
     pub sv2: Option<Sv2Config>,
 }
@@ -193,6 +197,7 @@ impl Default for ServerConfig {
             garbage_lines: false,
             proving: None,
             max_worker_stats: 4096,
+            max_shares_per_job: 1 << 18,
             sv2: None,
         }
     }

@@ -428,6 +428,26 @@ async fn per_worker_stats_are_bounded() {
     pool.shutdown().await;
 }
 
+/// The headers a connection has accepted on one job are bounded: beyond the bound its shares
+/// on that job are stale (duplicates stay duplicates), so a miner at a tiny difficulty cannot
+/// grow the pool's memory until the next job.
+#[tokio::test]
+async fn accepted_shares_per_job_are_bounded() {
+    let mut cfg = config();
+    cfg.max_shares_per_job = 2;
+    let pool = pool(cfg).await;
+    let mut m = Miner::tcp(&pool).await;
+    let w = m.handshake("alice").await;
+    let first = good_share(&w, 0);
+    m.submit_ok("alice", &first).await;
+    m.submit_ok("alice", &good_share(&w, 1)).await;
+    m.submit_rejected("alice", &good_share(&w, 2), 21).await;
+    m.submit_rejected("alice", &first, 22).await;
+    let s = wait_stats(&pool, "two accepted", |s| s.total.accepted == 2).await;
+    assert_eq!(s.worker("alice").accepted, 2);
+    pool.shutdown().await;
+}
+
 #[tokio::test]
 async fn stale_after_new_block_but_not_after_new_job() {
     let pool = pool(config()).await;

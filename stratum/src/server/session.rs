@@ -137,6 +137,15 @@ pub(super) fn judge_share(
             format!("{achieved:.3e} < {}", assigned.get()),
         ));
     }
+    if sent.accepted.len() >= shared.config.max_shares_per_job {
+        return Err((
+            R::Stale,
+            format!(
+                "job full: {} shares accepted on it already; mine the next job",
+                sent.accepted.len()
+            ),
+        ));
+    }
     sent.accepted.insert(hash);
     let max_workers = shared.config.max_worker_stats;
     shared.stats.send_modify(|st| {
