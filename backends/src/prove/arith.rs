@@ -106,22 +106,27 @@ pub struct UnavailablePath {
 /// 0: not forced (use the best); otherwise 1 + the index in [`ArithPath::ALL`].
 static FORCED: AtomicU8 = AtomicU8::new(0);
 
+/// Why `path` cannot run here, with what the CPU has instead.
+fn refusal(path: ArithPath) -> UnavailablePath {
+    UnavailablePath {
+        wanted: path,
+        why: match path {
+            ArithPath::Ifma => "it needs AVX-512F, AVX-512 IFMA, BMI2 and ADX",
+            ArithPath::Adx => "it needs BMI2 and ADX",
+            ArithPath::Portable => "",
+        },
+        available: ArithPath::available_paths()
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 /// Forces `path` for every MSM prepared from now on; refused when the CPU lacks it.
 pub fn force(path: ArithPath) -> Result<(), UnavailablePath> {
     if !path.available() {
-        return Err(UnavailablePath {
-            wanted: path,
-            why: match path {
-                ArithPath::Ifma => "it needs AVX-512F, AVX-512 IFMA, BMI2 and ADX",
-                ArithPath::Adx => "it needs BMI2 and ADX",
-                ArithPath::Portable => "",
-            },
-            available: ArithPath::available_paths()
-                .iter()
-                .map(|p| p.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+        return Err(refusal(path));
     }
     let i = ArithPath::ALL.iter().position(|p| *p == path).unwrap_or(0);
     FORCED.store(i as u8 + 1, Ordering::Relaxed);
@@ -156,10 +161,19 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_path_is_refused_with_what_the_cpu_has() {
+    fn a_refusal_names_what_the_path_needs_and_what_the_cpu_has() {
+        // Built for every path (whatever this CPU has), without forcing: the choice is
+        // process-wide and other tests run beside this one.
+        for p in [ArithPath::Ifma, ArithPath::Adx] {
+            let text = refusal(p).to_string();
+            assert!(
+                text.contains(&format!("cannot run the {p} arithmetic path")),
+                "{text}"
+            );
+            assert!(text.contains("ADX") && text.ends_with("portable"), "{text}");
+        }
         for p in ArithPath::ALL.into_iter().filter(|p| !p.available()) {
-            let e = force(p).expect_err("forcing a path the CPU lacks");
-            assert!(e.to_string().contains("portable"), "{e}");
+            assert!(force(p).is_err(), "{p}");
         }
     }
 }

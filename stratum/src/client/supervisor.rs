@@ -91,7 +91,7 @@ impl Supervisor {
     pub(super) async fn run(mut self) {
         let Some(mut failover) = self.failover.take() else {
             warn!("no pool configured");
-            self.drain_stale("no pool configured");
+            self.drain_stale("no pool configured", 0);
             return;
         };
         loop {
@@ -171,7 +171,7 @@ impl Supervisor {
                 }
             }
         }
-        self.drain_stale("client shut down before the share could be submitted");
+        self.drain_stale("client shut down before the share could be submitted", 0);
     }
 
     /// `ClientHandle::switch_pool` while a session on `pool` runs (either protocol version):
@@ -267,11 +267,12 @@ impl Supervisor {
         }
     }
 
-    fn drain_stale(&mut self, reason: &str) {
+    /// Answers every waiting share stale, booked to `pool`.
+    pub(super) fn drain_stale(&mut self, reason: &str, pool: usize) {
         for q in self.waiting.drain(..) {
             let _ = q
                 .reply
-                .send(not_sent(SubmitResult::Stale(reason.into()), 0));
+                .send(not_sent(SubmitResult::Stale(reason.into()), pool));
         }
     }
 

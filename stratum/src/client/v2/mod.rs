@@ -144,9 +144,12 @@ pub(super) async fn run(
 
 async fn main_loop(sup: &mut Supervisor, failover: &mut Failover, s: &mut V2Session) -> SessionEnd {
     let pool = s.pool;
-    if let Err(e) = flush_waiting(sup, s).await {
-        return failed(e);
-    }
+    // Shares found while no session was up belong to an earlier epoch: a V2 connection never
+    // resumes a session, so they are stale.
+    sup.drain_stale(
+        "found during a disconnection; the pool started a new session",
+        pool,
+    );
     let keepalive = sup.cfg.keepalive;
     let mut last_rx = tokio::time::Instant::now();
     let mut failback = failback_timer(sup.cfg.failback_interval);
@@ -227,28 +230,6 @@ async fn main_loop(sup: &mut Supervisor, failover: &mut Failover, s: &mut V2Sess
             _ = sweep.tick() => s.sweep(),
         }
     }
-}
-
-/// Shares found while no session was up: submitted now when they belong to this session's
-/// epoch (they cannot: a V2 connection is always a new epoch), answered stale otherwise.
-async fn flush_waiting(sup: &mut Supervisor, s: &mut V2Session) -> Result<(), Sv2Error> {
-    let mut queued = std::mem::take(&mut sup.waiting).into_iter();
-    while let Some(q) = queued.next() {
-        if q.epoch == sup.epoch {
-            if let Err(e) = s.submit(q.share, q.reply).await {
-                sup.waiting.extend(queued);
-                return Err(e);
-            }
-        } else {
-            let _ = q.reply.send(not_sent(
-                SubmitResult::Stale(
-                    "found during a disconnection; the pool started a new session".into(),
-                ),
-                s.pool,
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Connects, handshakes, sets the connection up and opens the channel, all within the
