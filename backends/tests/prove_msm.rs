@@ -76,6 +76,7 @@ fn configs() -> Vec<MsmConfig> {
                     threads,
                     adx: threads != 2,
                     ifma: threads != 3,
+                    phi_copy: threads != 1,
                 });
             }
         }
@@ -121,6 +122,25 @@ fn all_scalars_equal_and_tiny() {
     assert_eq!(m.msm(&reprs(&scalars)).unwrap(), naive_g1(&same, &scalars));
 }
 
+/// A single proof's preparation keeps one copy of the bases; a worker's also keeps their
+/// endomorphism images (twice the memory); both give the same sums.
+#[test]
+fn the_endomorphism_copy_doubles_memory_and_changes_nothing_else() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let be = CpuProveBackend::new();
+    let bases = random_g1(&mut rng, 5000);
+    let scalars: Vec<Fr> = (0..bases.len()).map(|_| Fr::rand(&mut rng)).collect();
+    let lean = be.prepare_g1(&bases, Precompute::None).unwrap();
+    let fast = be.prepare_g1(&bases, Precompute::Endomorphism).unwrap();
+    assert_eq!(
+        lean.msm(&reprs(&scalars)).unwrap(),
+        fast.msm(&reprs(&scalars)).unwrap()
+    );
+    let (point, m) = (64, bases.iter().filter(|b| !b.infinity).count()); // two Fq coordinates
+    assert_eq!(lean.memory_bytes(), m * (point + 4));
+    assert_eq!(fast.memory_bytes(), m * (2 * point + 4));
+}
+
 #[test]
 fn g1_backend_sizes_with_and_without_tables() {
     let mut rng = StdRng::seed_from_u64(3);
@@ -129,7 +149,11 @@ fn g1_backend_sizes_with_and_without_tables() {
         let bases = random_g1(&mut rng, n);
         let scalars: Vec<Fr> = (0..n).map(|_| Fr::rand(&mut rng)).collect();
         let expect = G1Projective::msm(&bases, &scalars).unwrap();
-        for pre in [Precompute::None, Precompute::Tables] {
+        for pre in [
+            Precompute::None,
+            Precompute::Endomorphism,
+            Precompute::Tables,
+        ] {
             let m = be.prepare_g1(&bases, pre).unwrap();
             assert_eq!(m.len(), n);
             assert_eq!(m.msm(&reprs(&scalars)).unwrap(), expect, "n={n} {pre:?}");
@@ -172,6 +196,7 @@ fn g2_matches_oracle() {
             threads: 2,
             adx: true,
             ifma: true,
+            phi_copy: true,
         },
         MsmConfig {
             window_bits: 7,
@@ -180,6 +205,7 @@ fn g2_matches_oracle() {
             threads: 2,
             adx: false,
             ifma: false,
+            phi_copy: false,
         },
         MsmConfig {
             window_bits: 9,
@@ -188,6 +214,7 @@ fn g2_matches_oracle() {
             threads: 2,
             adx: true,
             ifma: true,
+            phi_copy: true,
         },
     ] {
         let m = PreparedMsm::<ark_bn254::g2::Config>::new(&bases, cfg, &betas).unwrap();
@@ -317,6 +344,7 @@ fn msm_timing() {
                     threads,
                     adx: arith >= 1,
                     ifma: arith >= 2,
+                    phi_copy: true,
                 };
                 PreparedMsm::<ark_bn254::g1::Config>::new(&bases, cfg, &betas).unwrap()
             })

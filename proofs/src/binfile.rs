@@ -62,6 +62,38 @@ impl FileBytes {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Drops the mapped pages of `part` (a slice of [`Self::bytes`]) from this process's
+    /// resident memory once it has been read: a proving key's points are copied into the
+    /// prepared MSMs, and keeping the file's pages too would count them twice at the peak. The
+    /// mapping stays valid; a later read faults the same bytes back in from the file. Only
+    /// whole 64 KiB pieces inside `part` are dropped (a multiple of every page size in use).
+    pub fn release(&self, part: &[u8]) {
+        #[cfg(unix)]
+        if let Inner::Map(m) = &self.inner {
+            const PIECE: usize = 64 * 1024;
+            let base = m.as_ptr() as usize;
+            let Some(start) = (part.as_ptr() as usize).checked_sub(base) else {
+                return;
+            };
+            let end = start.saturating_add(part.len());
+            if end > m.len() {
+                return;
+            }
+            let (lo, hi) = (start.next_multiple_of(PIECE), end / PIECE * PIECE);
+            if hi > lo {
+                // SAFETY: the mapping is shared and read-only, so dropping its pages discards
+                // nothing: the next access reads the same bytes from the file (the assumption
+                // every mmap user makes, that the file is not changed underneath, is the same
+                // as for the mapping itself). Failure only means the pages stay resident.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, lo, hi - lo)
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = part;
+    }
 }
 
 /// One section's place in the file.
@@ -252,4 +284,33 @@ pub fn is_modulus<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> bool {
 pub fn canonical<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> Option<BigInt<4>> {
     let v = BigInt::new(limbs_le(b));
     (v < F::MODULUS).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Released pages read back the same bytes (from the file), and a slice that is not part
+    /// of the mapping is left alone.
+    #[test]
+    fn released_pages_read_back_unchanged() {
+        let path = std::env::temp_dir().join(format!("rigworker-release-{}", std::process::id()));
+        let data: Vec<u8> = (0..(1u32 << 20))
+            .map(|i| (i * 7 + i / 4096) as u8)
+            .collect();
+        std::fs::write(&path, &data).expect("write");
+        let f = FileBytes::open(&path).expect("map");
+        assert!(matches!(f.inner, Inner::Map(_)));
+        assert_eq!(f.bytes(), &data[..]);
+        // An unaligned middle piece, then everything.
+        f.release(&f.bytes()[1000..700_000]);
+        assert_eq!(f.bytes(), &data[..]);
+        f.release(f.bytes());
+        assert_eq!(f.bytes(), &data[..]);
+        let elsewhere = vec![0u8; 1 << 17];
+        f.release(&elsewhere);
+        assert_eq!(f.bytes(), &data[..]);
+        drop(f);
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -445,7 +445,7 @@ impl KeyCache {
 
     /// Whether loading a key also builds its MSM tables (seconds, on every core).
     pub fn precomputes(&self) -> bool {
-        self.precompute != Precompute::None
+        self.precompute == Precompute::Tables
     }
 
     /// How many times a key was loaded from its file (each miss of the cache is one).

@@ -163,7 +163,13 @@ impl ZkeyFile {
 
     /// Section 4: the A and B coefficients, checked and sorted by constraint.
     pub fn coefs(&self) -> Result<Coefs, Error> {
-        parse_coefs(&self.bin(), &self.header).map_err(|k| self.err(k))
+        let coefs = parse_coefs(&self.bin(), &self.header).map_err(|k| self.err(k))?;
+        if let Ok(s) = self.bin().section(4)
+            && let Some(part) = self.file.bytes().get(s.offset..s.offset + s.len)
+        {
+            self.file.release(part);
+        }
+        Ok(coefs)
     }
 
     /// A G1 query (A, B1, C, H or IC), each point checked to be on the curve.
@@ -179,7 +185,9 @@ impl ZkeyFile {
                 q.count(&self.header) * G1_BYTES as u64,
             )
             .map_err(|k| self.err(k))?;
-        g1_points(bytes, q.name()).map_err(|k| self.err(k))
+        let points = g1_points(bytes, q.name()).map_err(|k| self.err(k))?;
+        self.file.release(bytes);
+        Ok(points)
     }
 
     /// The B2 query (G2), each point checked to be on the curve.
@@ -193,7 +201,9 @@ impl ZkeyFile {
                 q.count(&self.header) * G2_BYTES as u64,
             )
             .map_err(|k| self.err(k))?;
-        g2_points(bytes, q.name()).map_err(|k| self.err(k))
+        let points = g2_points(bytes, q.name()).map_err(|k| self.err(k))?;
+        self.file.release(bytes);
+        Ok(points)
     }
 }
 
@@ -325,7 +335,12 @@ fn parse_coefs(bf: &BinFile<'_>, h: &ZkeyHeader) -> Result<Coefs, FormatError> {
             ))
         })
         .collect::<Result<_, _>>()?;
-    let mut out = Coefs::default();
+    // Exact capacities: growing by doubling would leave up to half of each vector unused.
+    let in_a = parsed.iter().filter(|(m, _)| *m == 0).count();
+    let mut out = Coefs {
+        a: Vec::with_capacity(in_a),
+        b: Vec::with_capacity(parsed.len() - in_a),
+    };
     for (m, coef) in parsed {
         if m == 0 {
             out.a.push(coef)

@@ -417,7 +417,8 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = WorkKind::Hash)]
     pub work: WorkKind,
-    /// With --work prove: also the 2^20-constraint circuit.
+    /// With --work prove: also the 2^20-constraint circuit, and 2^22 where memory allows (rows
+    /// with tables are skipped, with a note, where they would not fit in half the free memory).
     #[arg(long)]
     pub large: bool,
     /// With --work prove: proofs (and MSMs) per size; the figures are medians.

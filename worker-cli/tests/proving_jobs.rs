@@ -220,15 +220,7 @@ fn remove_dir(p: &Path) {
 }
 
 fn mem_total_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let l = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = l["MemTotal:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    proofs::mem::meminfo_bytes("MemTotal:")
 }
 
 /// A pool that sends many jobs at once: one is proven (its download stalls here), a few wait,

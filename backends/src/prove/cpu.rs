@@ -1,11 +1,13 @@
-//! The CPU proving backend: our own MSM ([`super::msm`]) over arkworks' BN254 types, and
-//! arkworks' radix-2 FFT, both on rayon's thread pool.
+//! The CPU proving backend: our own MSM ([`super::msm`]) and NTT ([`super::ntt`]) over
+//! arkworks' BN254 types, both on rayon's thread pool.
 
 use ark_ff::{Field, Zero};
-use ark_poly::{EvaluationDomain, Radix2EvaluationDomain};
 
 use super::msm::{MsmConfig, PreparedMsm};
-use super::{Fr, G1Affine, G1Msm, G2Affine, G2Msm, Precompute, ProveBackend, ProveError, glv};
+use super::{
+    Fr, G1Affine, G1Msm, G2Affine, G2Msm, Precompute, ProveBackend, ProveError, ScalarRepr, glv,
+    ntt,
+};
 use std::sync::Arc;
 
 /// MSM and NTT on the CPU (all rayon threads).
@@ -21,20 +23,11 @@ impl CpuProveBackend {
     }
 
     fn config(&self, n: usize, pre: Precompute) -> MsmConfig {
-        self.config_override
-            .unwrap_or_else(|| MsmConfig::for_size(n, pre == Precompute::Tables))
-    }
-
-    fn domain(n: usize) -> Result<Radix2EvaluationDomain<Fr>, ProveError> {
-        if !n.is_power_of_two() || n.trailing_zeros() > 28 {
-            return Err(ProveError::BadNttSize(n));
-        }
-        let d = Radix2EvaluationDomain::<Fr>::new(n).ok_or(ProveError::BadNttSize(n))?;
-        // `new` rounds up; a power of two must come back as itself.
-        if d.size() != n {
-            return Err(ProveError::BadNttSize(n));
-        }
-        Ok(d)
+        self.config_override.unwrap_or_else(|| {
+            let mut c = MsmConfig::for_size(n, pre == Precompute::Tables);
+            c.phi_copy = pre == Precompute::Endomorphism;
+            c
+        })
     }
 }
 
@@ -76,18 +69,20 @@ impl ProveBackend for CpuProveBackend {
     }
 
     fn intt(&self, values: &mut Vec<Fr>) -> Result<(), ProveError> {
-        // The domain has exactly `values.len()` elements, so ark-poly does not resize.
-        let d = Self::domain(values.len())?;
-        d.ifft_in_place(values);
-        Ok(())
+        ntt::intt(values)
     }
 
     fn coset_ntt(&self, values: &mut Vec<Fr>, shift: Fr) -> Result<(), ProveError> {
-        let d = Self::domain(values.len())?;
-        let coset = d
-            .get_coset(shift)
-            .ok_or(ProveError::BadNttSize(values.len()))?;
-        coset.fft_in_place(values);
-        Ok(())
+        ntt::coset_ntt(values, shift)
+    }
+
+    fn quotient(
+        &self,
+        a: Vec<Fr>,
+        b: Vec<Fr>,
+        c: Vec<Fr>,
+        shift: Fr,
+    ) -> Result<Vec<ScalarRepr>, ProveError> {
+        ntt::quotient(a, b, c, shift)
     }
 }

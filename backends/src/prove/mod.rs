@@ -20,6 +20,7 @@ pub mod glv;
 pub mod gpu;
 pub mod ifma;
 pub mod msm;
+pub mod ntt;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,9 +67,13 @@ pub trait FixedBaseMsm<G>: Send + Sync {
 /// How much work to spend preparing fixed bases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Precompute {
-    /// Keep the bases as they are: preparing is a copy (right for a single proof).
+    /// Keep the bases as they are: preparing is a copy, the leanest in memory (right for a
+    /// single proof).
     #[default]
     None,
+    /// Also keep the GLV endomorphism's image φ(P) = (β·x, y) of every base: the bases' memory
+    /// once more for MSMs 3–6 % faster (measured at 2^16). For keys kept across proofs.
+    Endomorphism,
     /// Precompute shifted copies of the bases so that every later MSM shares one set of
     /// buckets; costs memory and a one-off doubling pass, pays back over repeated jobs.
     Tables,

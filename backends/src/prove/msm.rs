@@ -52,6 +52,10 @@ pub struct MsmConfig {
     /// Run batches (G1 and G2) eight at a time in AVX-512 IFMA ([`super::ifma`]); ignored on
     /// a CPU without it. Off only to measure or test the other paths.
     pub ifma: bool,
+    /// With GLV and no tables: keep φ(base) = (β·x, y) as a second copy of the bases instead
+    /// of multiplying x by β on every use. Costs the bases' memory once more for a few percent
+    /// of MSM time.
+    pub phi_copy: bool,
 }
 
 impl MsmConfig {
@@ -65,13 +69,19 @@ impl MsmConfig {
             // window is saved, and then 2^16+ buckets (measured: c = 16 beat 13–15 by 15–25 %
             // at 2^16 and 2^18 points).
             let c = log.saturating_sub(1).clamp(4, 16);
-            (if log >= 15 { 16 } else { c }, 64)
+            let c = if log >= 15 { 16 } else { c };
+            let c = (2..=c)
+                .rev()
+                .find(|&c| glv::fills_top_window(GLV_BITS, c))
+                .unwrap_or(c);
+            (c, 64)
         } else {
             // Every window has its own reduction of 2^(c-1) buckets: pick the width with the
-            // least modelled time (additions + reductions, rounded up to whole thread rounds).
-            // 16 measured no faster than 13 at 2^18 and needs 8x the bucket memory.
+            // least modelled time (additions + reductions, rounded up to whole thread rounds),
+            // among the widths whose top window is not nearly empty (see
+            // `glv::fills_top_window`: 14 and 15 lost 1.5–1.9x to 13 and 16 at 2^20).
             let mut best = (u64::MAX, 3);
-            for c in 3..=15u32 {
+            for c in (3..=16u32).filter(|&c| glv::fills_top_window(GLV_BITS, c)) {
                 let windows = glv::windows_for(GLV_BITS, c) as usize;
                 let (_, t) = plan(n, 2, windows, 1usize << (c - 1), threads);
                 if t < best.0 {
@@ -88,6 +98,7 @@ impl MsmConfig {
             threads,
             adx: arith.uses_adx(),
             ifma: arith.uses_ifma(),
+            phi_copy: false,
         }
     }
 }
@@ -96,6 +107,17 @@ impl MsmConfig {
 /// multiplications.
 const ADD_COST: u64 = 7;
 const BUCKET_COST: u64 = 27;
+/// Modelled cost of the one inversion each batch shares, in field multiplications (measured:
+/// about 4.5 µs against 16 ns). Small bucket sets make small batches, so narrow windows pay
+/// it far more often: at 2^14 points c = 8 measured 3x slower than c = 13.
+const INVERSION_COST: u64 = 280;
+
+/// Additions per batch for `nb` buckets. Bigger batches share the inversion more widely but
+/// collide more often with buckets already in the batch; a collision only waits for the next
+/// batch, so an eighth of the buckets (collisions near 6 %) is still cheap.
+fn batch_cap(nb: usize) -> usize {
+    (nb / 8).clamp(32, 2048)
+}
 
 /// How many point chunks to split each of `groups` bucket sets into for `threads` threads, and
 /// the modelled time: rounds of tasks × (additions + reduction of one task).
@@ -107,7 +129,10 @@ fn plan(m: usize, parts: usize, groups: usize, nb: usize, threads: usize) -> (us
     for chunks in 1..=max_chunks {
         let tasks = groups * chunks;
         let rounds = tasks.div_ceil(threads) as u64;
-        let per_task = (m * parts).div_ceil(chunks) as u64 * ADD_COST + nb as u64 * BUCKET_COST;
+        let adds = (m * parts).div_ceil(chunks) as u64;
+        let per_task = adds * ADD_COST
+            + adds * INVERSION_COST / batch_cap(nb) as u64
+            + nb as u64 * BUCKET_COST;
         let t = rounds * per_task;
         if t < best.1 {
             best = (chunks, t);
@@ -184,7 +209,7 @@ where
             tables.push(shift_points::<P>(prev, c));
         }
         let phi = match beta {
-            Some(beta) if depth == 1 => tables[0]
+            Some(beta) if depth == 1 && config.phi_copy => tables[0]
                 .par_iter()
                 .map(|p| Xy {
                     x: p.x * beta,
@@ -356,12 +381,11 @@ where
         Ok(total)
     }
 
-    /// Bytes of the tables.
+    /// Bytes of the bases as kept: the tables, the endomorphism's copy and the index.
     pub fn bytes(&self) -> usize {
-        self.tables
-            .iter()
-            .map(|t| t.len() * std::mem::size_of::<Xy<P::BaseField>>())
-            .sum::<usize>()
+        let point = std::mem::size_of::<Xy<P::BaseField>>();
+        self.tables.iter().map(|t| t.len() * point).sum::<usize>()
+            + self.phi.len() * point
             + self.index.len() * 4
     }
 }
@@ -438,10 +462,7 @@ where
     P::BaseField: BatchField,
 {
     fn new(nb: usize, simd: bool) -> Self {
-        // Bigger batches share the inversion more widely but collide more often with buckets
-        // already in the batch; a collision only waits for the next batch, so an eighth of the
-        // buckets (collisions near 6 %) is still cheap.
-        let cap = (nb / 8).clamp(32, 2048);
+        let cap = batch_cap(nb);
         let zero = Xy {
             x: P::BaseField::zero(),
             y: P::BaseField::zero(),

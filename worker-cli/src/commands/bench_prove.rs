@@ -1,5 +1,5 @@
 //! `rigworker bench --work prove`: Groth16 proving of circuits of 2^16 and 2^18 constraints
-//! (2^20 with `--large`; or any snarkjs key with `--zkey/--wtns`), each proven `--repeat` times
+//! (2^20 with `--large`, 2^22 too where memory allows; or any snarkjs key with `--zkey/--wtns`), each proven `--repeat` times
 //! with the key loaded once, as a single proof would (no tables) and as a worker does (tables
 //! precomputed and kept); and MSMs of 2^16..2^20 points against arkworks' own MSM measured in
 //! the same run. `--snarkjs` adds snarkjs's time on the same files as a baseline. The circuits
@@ -75,6 +75,29 @@ fn default_dir() -> PathBuf {
         .parent()
         .map(|p| p.join("bench-circuits"))
         .unwrap_or_else(|| std::env::temp_dir().join("rigworker-bench-circuits"))
+}
+
+/// Memory to make and prove a synthetic circuit without tables, per constraint (2^20: 860 MB
+/// peak proving, measured; making it holds the key, 516 bytes per constraint, and the setup's
+/// vectors): 1.5 KiB with room to spare.
+const PLAIN_BYTES_PER_CONSTRAINT: u64 = 1536;
+
+/// Peak memory of a key loaded with tables, as a multiple of its zkey file (measured: 3.64 GB
+/// for the 541 MB key of 2^20, 967 MB for the 135 MB one of 2^18).
+const TABLES_PER_ZKEY_BYTE: u64 = 8;
+
+/// Why the tables of `zkey` would not fit in half the memory available now, if they would not.
+fn tables_do_not_fit(zkey: &Path) -> Option<String> {
+    let len = std::fs::metadata(zkey).ok()?.len();
+    let need = len.saturating_mul(TABLES_PER_ZKEY_BYTE);
+    let avail = proofs::mem::available_bytes()?;
+    (need > avail / 2).then(|| {
+        format!(
+            "they need about {:.1} GiB and {:.1} GiB are available",
+            need as f64 / (1u64 << 30) as f64,
+            avail as f64 / (1u64 << 30) as f64
+        )
+    })
 }
 
 /// The synthetic circuit filling a domain of 2^log points, made once and kept in `dir`.
@@ -212,6 +235,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let mut logs = vec![16, 18];
             if args.large {
                 logs.push(20);
+                // 2^22 where memory allows: making it holds the 2.2 GB key in memory, proving
+                // peaks near 3.5 GB (860 MB measured at 2^20, four times the size).
+                let need = PLAIN_BYTES_PER_CONSTRAINT << 22;
+                match proofs::mem::available_bytes() {
+                    Some(a) if a >= need => logs.push(22),
+                    a => eprintln!(
+                        "2^22 skipped: it needs about {} GiB and {} are available",
+                        need >> 30,
+                        a.map(|a| format!("{:.1} GiB", a as f64 / (1u64 << 30) as f64))
+                            .unwrap_or_else(|| "an unknown amount".into())
+                    ),
+                }
             }
             logs.into_iter()
                 .map(|l| synthetic(&dir, l))
@@ -269,6 +304,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     ""
                 }
             ));
+            if pre == Precompute::Tables
+                && let Some(why) = tables_do_not_fit(zkey)
+            {
+                eprintln!("{name} with tables skipped: {why}");
+                progress.inc();
+                continue;
+            }
+            // Each row's peak is its own: the rows before it freed their keys.
+            proofs::mem::reset_peak_rss();
             let t = Instant::now();
             let key = PreparedKey::load(zkey, backend.clone(), pre)?;
             let load = t.elapsed();

@@ -144,7 +144,7 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
             let max = crate::engine::prove::max_constraints(tables);
             info!(
                 max_constraints = max,
-                mem_available_mib = crate::engine::prove::mem_available_bytes().map(|b| b >> 20),
+                mem_available_mib = proofs::mem::available_bytes().map(|b| b >> 20),
                 "proving: the largest circuit this rig asks for, from the memory available"
             );
             client.prover = Some(ProverCapabilities::groth16_bn254(max, vec!["cpu".into()]));
@@ -251,10 +251,11 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
     let backend = backends::prove::open_prove_backend(name, p.prove_device)
         .with_context(|| format!("opening proving backend {name} device {}", p.prove_device))?;
     tracing::info!(backend = name, cpu_arithmetic = %arith, "proving enabled");
+    // Keys stay loaded across jobs: spend the memory that makes each proof faster.
     let pre = if p.prove_precompute {
         Precompute::Tables
     } else {
-        Precompute::None
+        Precompute::Endomorphism
     };
     let keys = KeyCache::new(backend, pre, 2);
     let options = ProveOptions {

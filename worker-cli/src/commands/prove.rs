@@ -53,8 +53,11 @@ pub fn run(args: &ProveArgs) -> Result<()> {
                 args.backend, args.devices
             )
         })?;
+    // One proof: the leanest preparation; several with the key loaded once: the faster one.
     let pre = if args.precompute {
         Precompute::Tables
+    } else if args.repeat > 1 {
+        Precompute::Endomorphism
     } else {
         Precompute::None
     };

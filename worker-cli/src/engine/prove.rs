@@ -45,19 +45,6 @@ pub const FALLBACK_MAX_CONSTRAINTS: u64 = 1 << 20;
 /// The largest domain a snarkjs zkey can have.
 const ZKEY_MAX_DOMAIN: u64 = 1 << 28;
 
-/// `MemAvailable` from `/proc/meminfo`, in bytes.
-pub fn mem_available_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line["MemAvailable:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    kib.checked_mul(1024)
-}
-
 /// The `max_constraints` to send in `prover.subscribe`: the largest power of two whose proof
 /// fits the memory available now, at [`BYTES_PER_CONSTRAINT`] (or
 /// [`BYTES_PER_CONSTRAINT_TABLES`] with tables).
@@ -67,7 +54,7 @@ pub fn max_constraints(tables: bool) -> u64 {
     } else {
         BYTES_PER_CONSTRAINT
     };
-    max_constraints_for(mem_available_bytes(), per)
+    max_constraints_for(proofs::mem::available_bytes(), per)
 }
 
 /// [`max_constraints`] for `mem` bytes available.
