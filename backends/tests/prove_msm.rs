@@ -122,6 +122,95 @@ fn all_scalars_equal_and_tiny() {
     assert_eq!(m.msm(&reprs(&scalars)).unwrap(), naive_g1(&same, &scalars));
 }
 
+/// A witness-like mix: most scalars 1, many equal small values, some repeated bases (so the
+/// spilled points of one bucket meet doublings and cancellations too), a few full-size ones.
+fn skewed_inputs(rng: &mut StdRng, n: usize) -> (Vec<G1Affine>, Vec<Fr>) {
+    let mut bases = random_g1(rng, n);
+    let scalars: Vec<Fr> = (0..n)
+        .map(|i| match i % 20 {
+            0..=11 => Fr::from(1u64),
+            12..=14 => Fr::from(2u64),
+            15 | 16 => Fr::from(7u64),
+            17 => Fr::zero(),
+            _ => Fr::rand(rng),
+        })
+        .collect();
+    for i in (0..n).step_by(97) {
+        bases[i] = bases[1];
+        if i + 1 < n {
+            bases[i + 1] = -bases[1];
+        }
+    }
+    (bases, scalars)
+}
+
+#[test]
+fn skewed_scalars_match_the_oracle_on_every_path() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let (bases, scalars) = skewed_inputs(&mut rng, 12_000);
+    let expect = G1Projective::msm(&bases, &scalars).unwrap();
+    let betas = [
+        backends::prove::glv::BETA_G1,
+        backends::prove::glv::BETA_G1.square(),
+    ];
+    for (c, depth, arith) in [
+        (8, 1, 0),
+        (8, 1, 1),
+        (8, 1, 2),
+        (13, 1, 2),
+        (6, 64, 2),
+        (10, 1, 1),
+    ] {
+        let cfg = MsmConfig {
+            window_bits: c,
+            table_depth: depth,
+            glv: true,
+            threads: 2,
+            adx: arith >= 1,
+            ifma: arith >= 2,
+            phi_copy: c != 13,
+        };
+        let m = PreparedMsm::<ark_bn254::g1::Config>::new(&bases, cfg, &betas).unwrap();
+        assert_eq!(m.compute(&reprs(&scalars)).unwrap(), expect, "{cfg:?}");
+    }
+    // One base repeated, every scalar 1: every spilled pair is a doubling; then the base and
+    // its negation in turn: every pair cancels.
+    let same = vec![bases[5]; 3000];
+    let alternating: Vec<G1Affine> = (0..3000)
+        .map(|i| if i % 2 == 0 { bases[5] } else { -bases[5] })
+        .collect();
+    let ones = vec![Fr::from(1u64); 3000];
+    let cfg = MsmConfig {
+        window_bits: 8,
+        table_depth: 1,
+        glv: true,
+        threads: 2,
+        adx: true,
+        ifma: true,
+        phi_copy: false,
+    };
+    for b in [&same, &alternating] {
+        let m = PreparedMsm::<ark_bn254::g1::Config>::new(b, cfg, &betas).unwrap();
+        assert_eq!(
+            m.compute(&reprs(&ones)).unwrap(),
+            G1Projective::msm(b, &ones).unwrap()
+        );
+    }
+    // G2 through the backend, with the same kind of scalars.
+    let b2 = random_g2(&mut rng, 3000);
+    let s2 = skewed_inputs(&mut rng, 3000).1;
+    let expect = G2Projective::msm(&b2, &s2).unwrap();
+    let be = CpuProveBackend::new();
+    for pre in [
+        Precompute::None,
+        Precompute::Endomorphism,
+        Precompute::Tables,
+    ] {
+        let m = be.prepare_g2(&b2, pre).unwrap();
+        assert_eq!(m.msm(&reprs(&s2)).unwrap(), expect, "{pre:?}");
+    }
+}
+
 /// A single proof's preparation keeps one copy of the bases; a worker's also keeps their
 /// endomorphism images (twice the memory); both give the same sums.
 #[test]

@@ -10,9 +10,14 @@
 //!   in batches that share one field inversion (Montgomery's trick), which makes an addition
 //!   cost about 5 multiplications and a squaring instead of the 11 of a mixed Jacobian one. A
 //!   point whose bucket is already in the current batch waits for the next batch; one that
-//!   collides twice, and every doubling or cancellation (equal x), goes to a Jacobian
-//!   overflow bucket instead, so skewed scalars (all ones, say) cannot degrade a batch to one
-//!   inversion per addition.
+//!   collides twice is spilled, and every doubling or cancellation (equal x) goes to a
+//!   Jacobian overflow bucket, so skewed scalars (all ones, say) cannot degrade a batch to one
+//!   inversion per addition. Spilled points are summed among themselves per bucket, pairwise
+//!   in rounds that are batches too, before they enter their bucket: a witness full of ones
+//!   or of equal small values costs batched additions, not Jacobian ones.
+//! - **Window width** from a cost model that counts the additions, the bucket reductions and
+//!   each batch's share of an inversion, among the widths that leave no nearly empty top
+//!   window (whose few distinct digits would pile every point into a handful of buckets).
 //! - **Precomputed tables** (optional, kept across jobs): copies of the bases multiplied by
 //!   2^(c·j) let `depth` consecutive windows share one set of buckets, so one bucket reduction
 //!   (and no doublings) serves all of them.
@@ -24,13 +29,19 @@
 //!
 //! Work is split over rayon threads by (window group × chunk of points); every task owns its
 //! buckets, so there is no sharing while accumulating.
+//! The buckets, their batches, the spill and the reduction are [`buckets`]; this file
+//! prepares the bases, recodes the scalars and schedules the tasks.
 
 use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::{AdditiveGroup, CurveGroup};
 use ark_ff::Zero;
 use rayon::prelude::*;
 
-use super::field::{BatchField, SimdScratch, adx_available};
+mod buckets;
+
+use buckets::{Accumulator, batch_cap};
+
+use super::field::{BatchField, adx_available};
 use super::glv::{self, GLV_BITS};
 use super::{FixedBaseMsm, Fr, ProveError, ScalarRepr};
 
@@ -111,13 +122,6 @@ const BUCKET_COST: u64 = 27;
 /// about 4.5 µs against 16 ns). Small bucket sets make small batches, so narrow windows pay
 /// it far more often: at 2^14 points c = 8 measured 3x slower than c = 13.
 const INVERSION_COST: u64 = 280;
-
-/// Additions per batch for `nb` buckets. Bigger batches share the inversion more widely but
-/// collide more often with buckets already in the batch; a collision only waits for the next
-/// batch, so an eighth of the buckets (collisions near 6 %) is still cheap.
-fn batch_cap(nb: usize) -> usize {
-    (nb / 8).clamp(32, 2048)
-}
 
 /// How many point chunks to split each of `groups` bucket sets into for `threads` threads, and
 /// the modelled time: rounds of tasks × (additions + reduction of one task).
@@ -438,387 +442,4 @@ fn shift_points<P: SWCurveConfig>(points: &[Xy<P::BaseField>], c: u32) -> Vec<Xy
                 .map(|a| Xy { x: a.x, y: a.y })
         })
         .collect()
-}
-
-const OCCUPIED: u8 = 1;
-const IN_BATCH: u8 = 2;
-const OVERFLOW: u8 = 4;
-
-/// Buckets of one window group with batched affine additions.
-struct Accumulator<P: SWCurveConfig, const ADX: bool> {
-    buckets: Vec<Xy<P::BaseField>>,
-    flags: Vec<u8>,
-    overflow: Vec<Projective<P>>,
-    batch_bucket: Vec<u32>,
-    batch_point: Vec<Xy<P::BaseField>>,
-    deferred: Vec<(u32, Xy<P::BaseField>)>,
-    scratch: Vec<P::BaseField>,
-    simd: Option<SimdScratch>,
-    cap: usize,
-}
-
-impl<P: SWCurveConfig, const ADX: bool> Accumulator<P, ADX>
-where
-    P::BaseField: BatchField,
-{
-    fn new(nb: usize, simd: bool) -> Self {
-        let cap = batch_cap(nb);
-        let zero = Xy {
-            x: P::BaseField::zero(),
-            y: P::BaseField::zero(),
-        };
-        Accumulator {
-            buckets: vec![zero; nb],
-            flags: vec![0; nb],
-            overflow: vec![Projective::<P>::zero(); nb],
-            batch_bucket: Vec::with_capacity(cap + 64),
-            batch_point: Vec::with_capacity(cap + 64),
-            deferred: Vec::with_capacity(cap),
-            scratch: Vec::with_capacity(cap + 64),
-            simd: simd.then(SimdScratch::default),
-            cap,
-        }
-    }
-
-    #[inline]
-    fn add_signed(&mut self, d: i32, mut p: Xy<P::BaseField>) {
-        let b = (d.unsigned_abs() - 1) as usize;
-        if d < 0 {
-            p.y = -p.y;
-        }
-        self.insert(b, p, false);
-        if self.batch_bucket.len() >= self.cap {
-            self.flush();
-        }
-    }
-
-    #[inline]
-    fn insert(&mut self, b: usize, p: Xy<P::BaseField>, retried: bool) {
-        let f = self.flags[b];
-        if f & OCCUPIED == 0 {
-            self.buckets[b] = p;
-            self.flags[b] = f | OCCUPIED;
-        } else if f & IN_BATCH != 0 {
-            if retried {
-                self.push_overflow(b, p);
-            } else {
-                self.deferred.push((b as u32, p));
-            }
-        } else if self.buckets[b].x == p.x {
-            // Doubling or cancellation: the affine formula divides by zero here.
-            self.push_overflow(b, p);
-        } else {
-            self.flags[b] = f | IN_BATCH;
-            self.batch_bucket.push(b as u32);
-            self.batch_point.push(p);
-        }
-    }
-
-    #[inline]
-    fn push_overflow(&mut self, b: usize, p: Xy<P::BaseField>) {
-        self.overflow[b] += &Affine::<P>::new_unchecked(p.x, p.y);
-        self.flags[b] |= OVERFLOW;
-    }
-
-    /// Runs the queued additions; the deferred points then start the next batch (a second
-    /// chance, without an inversion of their own).
-    fn flush(&mut self) {
-        self.run_batch();
-        if !self.deferred.is_empty() {
-            let deferred = std::mem::take(&mut self.deferred);
-            for &(b, p) in &deferred {
-                self.insert(b as usize, p, true);
-            }
-            self.deferred = deferred;
-            self.deferred.clear();
-        }
-    }
-
-    /// bucket += point for every queued pair, with one inversion for the whole batch.
-    fn run_batch(&mut self) {
-        if self.batch_bucket.is_empty() {
-            return;
-        }
-        add_affine_batch::<P::BaseField, ADX>(
-            &mut self.buckets,
-            &self.batch_bucket,
-            &self.batch_point,
-            &mut self.scratch,
-            &mut self.simd,
-        );
-        for &b in &self.batch_bucket {
-            self.flags[b as usize] &= !IN_BATCH;
-        }
-        self.batch_bucket.clear();
-        self.batch_point.clear();
-    }
-
-    /// Σ (b+1)·bucket\[b\], leaving the buckets empty for the next task.
-    fn finish(&mut self) -> Projective<P> {
-        // Retried points never defer again, so one flush and one more batch empty the queue.
-        self.flush();
-        self.run_batch();
-        let total = if self.buckets.len() >= 2 * SEGMENT {
-            self.reduce_segments()
-        } else {
-            self.reduce_serial()
-        };
-        for b in 0..self.buckets.len() {
-            if self.flags[b] & OVERFLOW != 0 {
-                self.overflow[b] = Projective::<P>::zero();
-            }
-            self.flags[b] = 0;
-        }
-        total
-    }
-
-    /// The textbook running sum from the top bucket, in Jacobian coordinates.
-    fn reduce_serial(&self) -> Projective<P> {
-        let mut running = Projective::<P>::zero();
-        let mut total = Projective::<P>::zero();
-        for b in (0..self.buckets.len()).rev() {
-            let f = self.flags[b];
-            if f & OCCUPIED != 0 {
-                running += &self.affine(b);
-            }
-            if f & OVERFLOW != 0 {
-                running += self.overflow[b];
-            }
-            total += running;
-        }
-        total
-    }
-
-    fn affine(&self, b: usize) -> Affine<P> {
-        Affine::<P>::new_unchecked(self.buckets[b].x, self.buckets[b].y)
-    }
-
-    /// The running sum of [`Self::reduce_serial`] split over segments of [`SEGMENT`] buckets
-    /// that advance in lockstep, so that each step is a batch of independent affine additions
-    /// with one shared inversion: for segment s, R_s = Σ bucket\[sL + t\] and
-    /// T_s = Σ (t+1)·bucket\[sL + t\]; then Σ (b+1)·bucket\[b\] = Σ T_s + L·Σ s·R_s. A segment
-    /// that meets a doubling, a cancellation or an overflow bucket finishes in Jacobian
-    /// coordinates instead (random inputs practically never do).
-    fn reduce_segments(&mut self) -> Projective<P> {
-        let nb = self.buckets.len();
-        let mut seg = Segments::<P>::new(nb.div_ceil(SEGMENT));
-        let mut idx: Vec<u32> = Vec::with_capacity(seg.len());
-        let mut pts: Vec<Xy<P::BaseField>> = Vec::with_capacity(seg.len());
-        for t in (0..SEGMENT).rev() {
-            // R_s += bucket[sL + t]
-            idx.clear();
-            pts.clear();
-            for s in 0..seg.len() {
-                let b = s * SEGMENT + t;
-                if b >= nb || self.flags[b] & (OCCUPIED | OVERFLOW) == 0 {
-                    continue;
-                }
-                let f = self.flags[b];
-                if seg.slow[s].is_none() && f & OVERFLOW == 0 {
-                    let p = self.buckets[b];
-                    match &seg.run[s] {
-                        None => {
-                            seg.run[s] = Some(p);
-                            continue;
-                        }
-                        Some(r) if r.x != p.x => {
-                            idx.push(s as u32);
-                            pts.push(p);
-                            continue;
-                        }
-                        Some(_) => {}
-                    }
-                }
-                let slow = seg.make_slow(s);
-                if f & OCCUPIED != 0 {
-                    slow.0 += &self.affine(b);
-                }
-                if f & OVERFLOW != 0 {
-                    slow.0 += self.overflow[b];
-                }
-            }
-            seg.add_to_run::<ADX>(&idx, &pts, &mut self.scratch, &mut self.simd);
-            // T_s += R_s
-            idx.clear();
-            pts.clear();
-            for s in 0..seg.len() {
-                if let Some(slow) = seg.slow[s].as_mut() {
-                    slow.1 += slow.0;
-                    continue;
-                }
-                let Some(r) = seg.run[s] else { continue };
-                match &seg.tot[s] {
-                    None => seg.tot[s] = Some(r),
-                    Some(t) if t.x != r.x => {
-                        idx.push(s as u32);
-                        pts.push(r);
-                    }
-                    Some(_) => {
-                        let slow = seg.make_slow(s);
-                        slow.1 += slow.0;
-                    }
-                }
-            }
-            seg.add_to_tot::<ADX>(&idx, &pts, &mut self.scratch, &mut self.simd);
-        }
-        seg.combine()
-    }
-}
-
-/// The state of [`Accumulator::reduce_segments`]: per segment s the running sum R_s and the
-/// weighted sum T_s, affine (None = zero), or both in Jacobian coordinates once the segment
-/// met a case the affine formula cannot take.
-struct Segments<P: SWCurveConfig> {
-    run: Vec<Option<Xy<P::BaseField>>>,
-    tot: Vec<Option<Xy<P::BaseField>>>,
-    slow: Vec<Option<(Projective<P>, Projective<P>)>>,
-    /// Dense copies for the batch additions (only the entries named by the batch are read).
-    dense: Vec<Xy<P::BaseField>>,
-}
-
-impl<P: SWCurveConfig> Segments<P>
-where
-    P::BaseField: BatchField,
-{
-    fn new(n: usize) -> Self {
-        Segments {
-            run: vec![None; n],
-            tot: vec![None; n],
-            slow: vec![None; n],
-            dense: Vec::with_capacity(n),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.run.len()
-    }
-
-    fn proj(p: &Option<Xy<P::BaseField>>) -> Projective<P> {
-        match p {
-            Some(p) => Affine::<P>::new_unchecked(p.x, p.y).into(),
-            None => Projective::<P>::zero(),
-        }
-    }
-
-    /// Moves segment `s` to Jacobian coordinates (once) and returns its (R_s, T_s).
-    fn make_slow(&mut self, s: usize) -> &mut (Projective<P>, Projective<P>) {
-        if self.slow[s].is_none() {
-            self.slow[s] = Some((Self::proj(&self.run[s]), Self::proj(&self.tot[s])));
-        }
-        self.slow[s].get_or_insert_with(|| (Projective::<P>::zero(), Projective::<P>::zero()))
-    }
-
-    fn add_to_run<const ADX: bool>(
-        &mut self,
-        idx: &[u32],
-        pts: &[Xy<P::BaseField>],
-        scratch: &mut Vec<P::BaseField>,
-        simd: &mut Option<SimdScratch>,
-    ) {
-        Self::add_into::<ADX>(&mut self.run, &mut self.dense, idx, pts, scratch, simd);
-    }
-
-    fn add_to_tot<const ADX: bool>(
-        &mut self,
-        idx: &[u32],
-        pts: &[Xy<P::BaseField>],
-        scratch: &mut Vec<P::BaseField>,
-        simd: &mut Option<SimdScratch>,
-    ) {
-        Self::add_into::<ADX>(&mut self.tot, &mut self.dense, idx, pts, scratch, simd);
-    }
-
-    /// target\[idx\[j\]\] += pts\[j\] through a dense copy (the batch wants plain points).
-    fn add_into<const ADX: bool>(
-        target: &mut [Option<Xy<P::BaseField>>],
-        dense: &mut Vec<Xy<P::BaseField>>,
-        idx: &[u32],
-        pts: &[Xy<P::BaseField>],
-        scratch: &mut Vec<P::BaseField>,
-        simd: &mut Option<SimdScratch>,
-    ) {
-        if idx.is_empty() {
-            return;
-        }
-        dense.clear();
-        dense.extend(target.iter().map(|p| {
-            p.unwrap_or(Xy {
-                x: P::BaseField::zero(),
-                y: P::BaseField::zero(),
-            })
-        }));
-        add_affine_batch::<P::BaseField, ADX>(dense, idx, pts, scratch, simd);
-        for &s in idx {
-            target[s as usize] = Some(dense[s as usize]);
-        }
-    }
-
-    /// Σ T_s + L·Σ s·R_s, the second as a running sum over the segments from the top.
-    fn combine(&self) -> Projective<P> {
-        let mut sum_t = Projective::<P>::zero();
-        let mut acc = Projective::<P>::zero();
-        let mut weighted = Projective::<P>::zero();
-        for s in (0..self.len()).rev() {
-            let (r, t) = match &self.slow[s] {
-                Some(v) => *v,
-                None => (Self::proj(&self.run[s]), Self::proj(&self.tot[s])),
-            };
-            sum_t += t;
-            if s > 0 {
-                acc += r;
-                weighted += acc;
-            }
-        }
-        for _ in 0..SEGMENT.trailing_zeros() {
-            weighted.double_in_place();
-        }
-        sum_t + weighted
-    }
-}
-
-/// Buckets per segment of the lockstep reduction (a power of two): more segments share each
-/// inversion more widely, but cost one Jacobian addition each at the end.
-const SEGMENT: usize = 16;
-
-/// dst\[idx\[j\]\] += pts\[j\] for every j, affine, with one shared inversion (eight lane
-/// inversions on the SIMD path). The indices must be distinct and no point may have its
-/// destination's x: the affine formula divides by the difference.
-fn add_affine_batch<F: BatchField, const ADX: bool>(
-    dst: &mut [Xy<F>],
-    idx: &[u32],
-    pts: &[Xy<F>],
-    scratch: &mut Vec<F>,
-    simd: &mut Option<SimdScratch>,
-) {
-    let n = idx.len();
-    if n == 0 {
-        return;
-    }
-    if let Some(sc) = simd.as_mut() {
-        if F::add_batch_simd(dst, idx, pts, |p| &p.x, |p| &p.y, sc) {
-            return;
-        }
-        // No SIMD path for this field or CPU: do not ask again.
-        *simd = None;
-    }
-    scratch.clear();
-    let mut acc = F::one();
-    for j in 0..n {
-        scratch.push(acc);
-        acc = acc.mul_with::<ADX>(&(pts[j].x - dst[idx[j] as usize].x));
-    }
-    // Non-zero: equal x never enters a batch.
-    let mut inv = acc.inverse().unwrap_or_else(F::zero);
-    for j in (0..n).rev() {
-        let b = idx[j] as usize;
-        let p = pts[j];
-        let q = dst[b];
-        let den = p.x - q.x;
-        let inv_j = inv.mul_with::<ADX>(&scratch[j]);
-        inv = inv.mul_with::<ADX>(&den);
-        let lambda = (p.y - q.y).mul_with::<ADX>(&inv_j);
-        let x3 = lambda.square_with::<ADX>() - q.x - p.x;
-        let y3 = lambda.mul_with::<ADX>(&(q.x - x3)) - q.y;
-        dst[b] = Xy { x: x3, y: y3 };
-    }
 }
