@@ -34,8 +34,9 @@ pub const QUEUE_CAPACITY: usize = 4;
 
 /// Memory one proof needs per constraint (per point of the evaluation domain), an estimate
 /// with headroom: the key's points (A, B1, C, H in G1, B2 in G2: about 400 bytes), the six
-/// NTT vectors, the MSM buckets and copies, the witness. Measured: 81 MB peak for a whole
-/// `rigworker prove` at 2^16 (about 1.2 KiB per constraint, the process included).
+/// NTT vectors, the MSM buckets and copies, the witness. Measured: 93 MB peak for a whole
+/// `rigworker prove --repeat 3` at 2^16, the preparation `mine` uses (bases and their GLV
+/// images; about 1.4 KiB per constraint, the process included).
 pub const BYTES_PER_CONSTRAINT: u64 = 2 << 10;
 /// The same with `--prove-precompute`: the MSM tables keep several shifted copies of the
 /// key's points.

@@ -2,8 +2,8 @@
 //! window group, the spill of points that keep meeting their bucket in the batch, and the
 //! lockstep reduction Σ (b+1)·bucket\[b\] (see the parent module for the design).
 
-use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ec::AdditiveGroup;
+use ark_ec::short_weierstrass::{Affine, Projective, SWCurveConfig};
 use ark_ff::Zero;
 
 use super::Xy;
