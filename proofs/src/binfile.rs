@@ -290,6 +290,21 @@ pub fn canonical<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> Option<BigInt<4
 mod tests {
     use super::*;
 
+    /// Resident KiB of this process's mapping of `path` (`/proc/self/smaps`, Linux).
+    fn mapped_kib(path: &Path) -> Option<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let name = path.to_string_lossy();
+        let mut lines = smaps.lines().skip_while(|l| !l.ends_with(name.as_ref()));
+        lines.next()?;
+        let rss = lines.find(|l| l.starts_with("Rss:"))?;
+        rss["Rss:".len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Released pages read back the same bytes (from the file), and a slice that is not part
     /// of the mapping is left alone.
     #[test]
@@ -305,7 +320,16 @@ mod tests {
         // An unaligned middle piece, then everything.
         f.release(&f.bytes()[1000..700_000]);
         assert_eq!(f.bytes(), &data[..]);
+        // Everything: the mapping's resident size drops to nothing, then the bytes come back.
+        assert!(
+            mapped_kib(&path).unwrap_or(0) >= 900,
+            "touched: {:?}",
+            mapped_kib(&path)
+        );
         f.release(f.bytes());
+        if cfg!(target_os = "linux") {
+            assert_eq!(mapped_kib(&path), Some(0), "resident after the release");
+        }
         assert_eq!(f.bytes(), &data[..]);
         let elsewhere = vec![0u8; 1 << 17];
         f.release(&elsewhere);

@@ -306,24 +306,6 @@ pub fn failback_timer(every: Duration) -> Option<tokio::time::Interval> {
     Some(t)
 }
 
-/// Waits for the next tick of an optional timer; a missing timer never ticks.
-pub async fn tick(timer: &mut Option<tokio::time::Interval>) {
-    match timer {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// Sleeps until `deadline`; `None` (off, or beyond what the clock can represent) is never.
-pub async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// `now + d` for a bound where zero means "no bound"; `None` is never.
 pub fn deadline_after(d: Duration) -> Option<tokio::time::Instant> {
     if d.is_zero() {

@@ -24,6 +24,7 @@ pub mod message;
 pub mod proving;
 pub mod server;
 pub mod sv2;
+mod timers;
 pub mod transport;
 pub mod untrusted;
 pub mod work;

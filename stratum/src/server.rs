@@ -44,6 +44,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::{JoinHandle, JoinSet};
+
+use crate::timers::tick;
 use tracing::{info, warn};
 
 use crate::sv2::AuthorityKeypair;
@@ -478,16 +480,6 @@ fn reachable(ip: IpAddr) -> IpAddr {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
-    }
-}
-
-/// The next tick of an optional timer; a missing timer never ticks.
-async fn tick(timer: &mut Option<tokio::time::Interval>) {
-    match timer {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

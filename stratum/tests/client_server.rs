@@ -5,10 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use sha2::{Digest, Sha256};
 use stratum::client::{Client, ClientConfig, ClientEvent, PoolConfig, SubmitResult};
 use stratum::server::{Server, ServerConfig, ServerHandle, ServerTransport, TlsIdentity};
-use stratum::work::{ExtraNonce2, Share};
+use stratum::work::Share;
 use stratum::{PoolUrl, TlsOptions, Work};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
@@ -53,34 +55,11 @@ fn client_config(url: PoolUrl, tls: TlsOptions) -> ClientConfig {
 }
 
 async fn work(ev: &mut UnboundedReceiver<ClientEvent>) -> Arc<Work> {
-    loop {
-        match timeout(T, ev.recv())
-            .await
-            .expect("work in time")
-            .expect("client alive")
-        {
-            ClientEvent::Work(w) => return w,
-            _ => continue,
-        }
-    }
+    common::next_work(ev).await
 }
 
-/// Brute-forces a share of `w` on the CPU (difficulty 1e-5 ≈ 430k hashes).
 fn find_share(w: &Work) -> Share {
-    let en2 = ExtraNonce2::new(1, w.extranonce.extranonce2_size).unwrap();
-    let header = w
-        .job
-        .header(&w.extranonce, &en2, w.job.ntime, w.job.version);
-    let nonce = (0..=u32::MAX)
-        .find(|n| w.target.is_met_by(&header.with_nonce(*n).hash()))
-        .unwrap();
-    Share {
-        job_id: w.job.job_id.clone(),
-        extranonce2: en2,
-        ntime: w.job.ntime,
-        nonce,
-        version_bits: w.version_mask.map(|m| w.job.version & m),
-    }
+    common::mine_share(w, 1)
 }
 
 async fn share_round_trip(url: PoolUrl, tls: TlsOptions, pool: ServerHandle) {

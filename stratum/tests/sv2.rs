@@ -70,35 +70,12 @@ fn client_config(urls: Vec<PoolUrl>) -> ClientConfig {
 }
 
 async fn work(ev: &mut UnboundedReceiver<ClientEvent>) -> Arc<Work> {
-    loop {
-        match timeout(T, ev.recv())
-            .await
-            .expect("work in time")
-            .expect("client alive")
-        {
-            ClientEvent::Work(w) => return w,
-            _ => continue,
-        }
-    }
+    common::next_work_within(ev, T).await
 }
 
-/// Brute-forces a share of `w` on the CPU, as the engine would build it: header-only work
-/// has a 0-byte extranonce2.
+/// A share of `w` as the engine builds it for header-only work (a 0-byte extranonce2).
 fn find_share(w: &Work) -> Share {
-    let en2 = ExtraNonce2::new(0, w.extranonce.extranonce2_size).unwrap();
-    let header = w
-        .job
-        .header(&w.extranonce, &en2, w.job.ntime, w.job.version);
-    let nonce = (0..=u32::MAX)
-        .find(|n| w.target.is_met_by(&header.with_nonce(*n).hash()))
-        .unwrap();
-    Share {
-        job_id: w.job.job_id.clone(),
-        extranonce2: en2,
-        ntime: w.job.ntime,
-        nonce,
-        version_bits: w.version_mask.map(|m| w.job.version & m),
-    }
+    common::mine_share(w, 0)
 }
 
 #[test]

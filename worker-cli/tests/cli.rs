@@ -1,26 +1,11 @@
 //! The `rigworker` binary's commands as a user runs them: devices, bench, config files,
 //! environment variables and the errors bad input must produce (never a panic).
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rigworker");
+mod common;
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("run rigworker")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{BIN, fixture, run, text};
 
 #[test]
 fn required_backends_are_present() {
@@ -354,10 +339,6 @@ fn config_file_typos_are_errors_and_keys_work() {
     );
     assert!(o.status.success(), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn fixture(name: &str) -> String {
-    format!("{}/../proofs/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]

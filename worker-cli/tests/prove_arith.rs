@@ -3,32 +3,11 @@
 //! one asked for (flag or `RIGWORKER_PROVE_ARITH`), and a path the CPU lacks is refused with
 //! what it has. So CI runs the IFMA, ADX and portable MSM on whichever of them its machine has.
 
-use std::process::{Command, Output};
-
 use backends::prove::arith::ArithPath;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rigworker");
+mod common;
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RIGWORKER_PROVE_ARITH")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run rigworker")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn fixture(name: &str) -> String {
-    format!("{}/../proofs/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
+use common::{fixture, run, text};
 
 #[test]
 fn every_path_this_cpu_has_makes_valid_proofs_and_a_missing_one_is_refused() {

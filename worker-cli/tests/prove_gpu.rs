@@ -7,25 +7,12 @@
 
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rigworker");
+mod common;
+
+use common::{fixture, text};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run rigworker")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn fixture(name: &str) -> String {
-    format!("{}/../proofs/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    common::run(args, &[])
 }
 
 fn required(name: &str) -> bool {

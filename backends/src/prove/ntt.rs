@@ -16,8 +16,8 @@
 //! - one twiddle table serves both directions: `T[h + j] = ω_{2h}^j`, and the inverse
 //!   butterfly's ω_{2h}^{−j} = −ω_{2h}^{h−j} costs nothing more than swapping a subtraction.
 //!
-//! The multiplication is arkworks' (measured here as fast per operation as our `mulx`
-//! assembly, see `super::field`); what this module saves is passes over memory. The root of
+//! The multiplication is arkworks' (measured here within about 10 % of our `mulx` assembly per
+//! operation, see `super::field`); what this module saves is passes over memory. The root of
 //! unity is [`super::root_of_unity`]'s, the one snarkjs and rapidsnark use.
 
 use ark_ff::{Field, One, PrimeField};

@@ -21,11 +21,9 @@ use super::{
     not_sent,
 };
 use crate::connection::Connection;
-use crate::failover::{
-    Ended, Failover, HEALTHY_SESSION, Replaced, deadline_after, failback_timer,
-    sleep_until_or_never, tick,
-};
+use crate::failover::{Ended, Failover, HEALTHY_SESSION, Replaced, deadline_after, failback_timer};
 use crate::message::{Incoming, SubscribeResult, request_line};
+use crate::timers::{sleep_until_or_never, tick};
 use crate::transport::{PoolUrl, Scheme, connect};
 use crate::work::Share;
 

@@ -28,6 +28,7 @@ use crate::message::{
     Incoming, MinerRequest, ProtocolError, error_value, request_line, response_line,
 };
 use crate::proving::{ProofDecline, ProofSubmit, ProverCapabilities, code as proof_code};
+use crate::timers::sleep_until_or_never;
 use crate::transport::BoxStream;
 use crate::untrusted::escape;
 use crate::work::{
@@ -299,18 +300,8 @@ impl Session {
                     Err(broadcast::error::RecvError::Lagged(_)) => Event::Nothing,
                     Err(broadcast::error::RecvError::Closed) => Event::Shutdown,
                 },
-                () = async {
-                    match login_deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending().await,
-                    }
-                }, if !self.working => Event::LoginTimeout,
-                () = async {
-                    match self.prover.next_at {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending().await,
-                    }
-                } => Event::ProofJobDue,
+                () = sleep_until_or_never(login_deadline), if !self.working => Event::LoginTimeout,
+                () = sleep_until_or_never(self.prover.next_at) => Event::ProofJobDue,
             };
             let flow = match event {
                 Event::Shutdown => Err(Closed),

@@ -51,6 +51,7 @@ use super::stats::RejectReason;
 use super::vardiff::Vardiff;
 use super::{Control, Shared};
 use crate::sv2::{Frame, FrameReader, FrameWriter, Sv2Error, responder_handshake};
+use crate::timers::sleep_until_or_never;
 use crate::untrusted::escape;
 use crate::work::{Difficulty, ExtraNonce2, Extranonce, Share};
 
@@ -172,12 +173,7 @@ impl Session {
                     Err(broadcast::error::RecvError::Lagged(_)) => Event::Nothing,
                     Err(broadcast::error::RecvError::Closed) => Event::Shutdown,
                 },
-                () = async {
-                    match login_deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending().await,
-                    }
-                }, if self.channels.is_empty() => Event::LoginTimeout,
+                () = sleep_until_or_never(login_deadline), if self.channels.is_empty() => Event::LoginTimeout,
             };
             let flow = match event {
                 Event::Shutdown => Err(Closed),

@@ -161,10 +161,41 @@ pub async fn next_event(rx: &mut UnboundedReceiver<ClientEvent>) -> ClientEvent 
 }
 
 pub async fn next_work(rx: &mut UnboundedReceiver<ClientEvent>) -> std::sync::Arc<stratum::Work> {
+    next_work_within(rx, T).await
+}
+
+/// The next work, each event awaited at most `t` (the V2 tests allow their handshakes more).
+pub async fn next_work_within(
+    rx: &mut UnboundedReceiver<ClientEvent>,
+    t: Duration,
+) -> std::sync::Arc<stratum::Work> {
     loop {
-        if let ClientEvent::Work(w) = next_event(rx).await {
+        let ev = timeout(t, rx.recv())
+            .await
+            .expect("work in time")
+            .expect("client alive");
+        if let ClientEvent::Work(w) = ev {
             return w;
         }
+    }
+}
+
+/// Brute-forces a share of `w` on the CPU with extranonce2 `en2`, as the engine would build
+/// it (difficulty 1e-5 is about 430k hashes).
+pub fn mine_share(w: &stratum::Work, en2: u64) -> Share {
+    let en2 = ExtraNonce2::new(en2, w.extranonce.extranonce2_size).unwrap();
+    let header = w
+        .job
+        .header(&w.extranonce, &en2, w.job.ntime, w.job.version);
+    let nonce = (0..=u32::MAX)
+        .find(|n| w.target.is_met_by(&header.with_nonce(*n).hash()))
+        .unwrap();
+    Share {
+        job_id: w.job.job_id.clone(),
+        extranonce2: en2,
+        ntime: w.job.ntime,
+        nonce,
+        version_bits: w.version_mask.map(|m| w.job.version & m),
     }
 }
 

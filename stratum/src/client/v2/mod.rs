@@ -32,10 +32,11 @@ use tracing::{debug, info};
 use super::session::{SessionEnd, failed};
 use super::supervisor::{DRAIN, Probe, Supervisor, poll_probe, probe as probe_pool};
 use super::{ClientConfig, ClientEvent, Command, PoolConfig, ProofResult, SubmitResult, not_sent};
-use crate::failover::{Failover, HEALTHY_SESSION, failback_timer, sleep_until_or_never, tick};
+use crate::failover::{Failover, HEALTHY_SESSION, failback_timer};
 use crate::sv2::{
     AuthorityPublicKey, FrameReader, FrameWriter, Sv2Error, connect_tcp, initiator_handshake,
 };
+use crate::timers::{sleep_until_or_never, tick};
 use crate::transport::PoolUrl;
 use crate::untrusted::escape;
 use session::{V2Session, answer, str0255, unexpected};
