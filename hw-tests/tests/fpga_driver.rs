@@ -89,24 +89,50 @@ fn scan(w: &mut dyn HashWorker, h: &HeaderTemplate, target: [u8; 32]) -> (Vec<u3
     (found, out.hashes_done)
 }
 
-/// `found` is the CPU's list from its start, none missing, none extra; only the very end of
-/// the range may be cut by the driver's timeout margin. One exception: a late reply of the
-/// previous job (the probe's golden job, or the last header) whose nonce also meets this
-/// header's target of `bits` zero bits is a true hit of it (about 1 in 2^bits, seen under
-/// load), so one such nonce may stand out of order.
-fn assert_prefix(h: &HeaderTemplate, bits: u32, found: &[u32], cpu: &[u32], what: &str) {
+/// `found` without at most one stray, which must be a true hit of `h` at `bits` zero bits:
+/// a late reply of the previous job (the probe's golden job, or the last header) whose
+/// counter is within the driver's nonce offsets of one of this header's hits (about 17 in
+/// 2^bits per late reply, seen under load) is reported as that hit, ahead of its turn; the
+/// board's own reply of it later is then a repeat the driver drops. What is left must be the
+/// start of `cpu` (the CPU's hits in counting order) without the stray.
+fn without_one_stray(
+    h: &HeaderTemplate,
+    bits: u32,
+    found: &[u32],
+    cpu: &[u32],
+    what: &str,
+) -> Vec<u32> {
     let job = IcarusJob::from_header(h);
-    let (found, extra): (Vec<u32>, Vec<u32>) = found.iter().copied().partition(|n| cpu.contains(n));
-    assert!(
-        extra.len() <= 1 && extra.iter().all(|&n| job.zero_bits(n.swap_bytes()) >= bits),
-        "{what}: hits the CPU does not have: {extra:?}"
+    let starts_cpu = |f: &[u32], stray: Option<u32>| {
+        let mut c = cpu.iter().filter(|&&n| Some(n) != stray);
+        f.iter().all(|n| c.next() == Some(n))
+    };
+    if starts_cpu(found, None) {
+        return found.to_vec();
+    }
+    for (i, &stray) in found.iter().enumerate() {
+        let rest: Vec<u32> = [&found[..i], &found[i + 1..]].concat();
+        if job.zero_bits(stray.swap_bytes()) >= bits && starts_cpu(&rest, Some(stray)) {
+            return rest;
+        }
+    }
+    let hex = |v: &[u32]| -> Vec<String> {
+        v.iter()
+            .map(|n| format!("{:08x}", n.swap_bytes()))
+            .collect()
+    };
+    panic!(
+        "{what}: not the CPU's hits in order, even without one stray: found {:?}, CPU {:?}",
+        hex(found),
+        hex(&cpu[..cpu.len().min(found.len() + 2)])
     );
-    let found = &found[..];
-    assert!(
-        found.len() <= cpu.len(),
-        "{what}: more hits than the CPU has: {found:?} against {cpu:?}"
-    );
-    assert_eq!(found, &cpu[..found.len()], "{what}");
+}
+
+/// `found` is the CPU's list from its start, none missing, none extra (but one stray, see
+/// `without_one_stray`); only the very end of the range may be cut by the driver's timeout
+/// margin.
+fn assert_prefix(h: &HeaderTemplate, bits: u32, found: &[u32], cpu: &[u32], what: &str) {
+    let found = without_one_stray(h, bits, found, cpu, what);
     assert!(
         found.len() * 10 >= cpu.len() * 7,
         "{what}: only {} of {} hits before the range timed out",
@@ -189,26 +215,9 @@ fn a_new_job_replaces_a_running_one() {
             found.iter().all(|&n| job.zero_bits(n.swap_bytes()) >= 8),
             "seed {seed}: {found:?}"
         );
-        // And they start at its first hit. A late reply of the old job whose nonce also meets
-        // this header's 8-bit target (1 in 256) is a true hit of it, so it may stand out of
-        // order once.
-        let first = first_cpu_hits(&h, 0, 8, found.len());
-        let in_order: Vec<u32> = found
-            .iter()
-            .copied()
-            .filter(|n| first.contains(n))
-            .collect();
-        let extra: Vec<String> = found
-            .iter()
-            .filter(|n| !first.contains(n))
-            .map(|n| format!("{:08x}", n.swap_bytes()))
-            .collect();
-        assert!(
-            extra.len() <= 1,
-            "seed {seed}: counters not among the first {} hits: {extra:?} (found {found:?})",
-            first.len()
-        );
-        assert_eq!(in_order, first[..in_order.len()], "seed {seed}");
+        // And they are its first hits, in order.
+        let first = first_cpu_hits(&h, 0, 8, found.len() + 1);
+        without_one_stray(&h, 8, &found, &first, &format!("seed {seed}"));
     }
 }
 

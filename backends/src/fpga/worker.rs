@@ -33,28 +33,50 @@ const MAX_RESETS: u32 = 3;
 /// What the line delivered, cut into replies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// Four bytes in reply position (big-endian W3), valid or not: the caller decides.
-    Frame(u32),
+    /// Four bytes in reply position (big-endian W3), valid or not: the caller decides. With
+    /// the time its last byte arrived: the reader may hold a reply back while it weighs the
+    /// alignment, and the board's timing needs when the hit happened.
+    Frame(u32, Instant),
     /// Bytes that can be no reply (a fragment, or the bytes before a realignment).
     Broken,
 }
 
+/// Frames compared at each alignment before the reader stays in step or realigns. A frame of
+/// stray bytes passes a low hit threshold by chance (17 nonce offsets of two jobs at 8 zero
+/// bits: about 1 in 8), so one valid frame proves little; three in a row about 1 in 500.
+const LOOKAHEAD_FRAMES: usize = 3;
+
 /// Assembles 4-byte replies from what the line delivers. A glitch that drops or adds bytes
-/// would shift every later reply; so when four bytes are no hit of either job but the bytes
-/// one to three further on are, the ones in between are dropped as broken and the stream is
-/// back in step. A fragment nothing follows is dropped after `FRAGMENT_GAP`.
+/// (a flush that cut a reply in two, a fragment on the wire) would shift every later reply;
+/// so the reader weighs the four alignments by how many of their next `LOOKAHEAD_FRAMES`
+/// frames are hits of either job, drops the bytes before the best one as broken, and waits
+/// for more bytes while an alignment it can see might still overtake. Staying in step wins
+/// ties, but only once a reply has been read in step: right after a job (the flush before it
+/// may have cut an old reply) the first frame must win on the evidence too. A fragment
+/// nothing follows is dropped after `FRAGMENT_GAP`.
 ///
 /// Public so the fuzz target (`fuzz/`) feeds reply streams through the driver's own reader.
 #[derive(Default)]
 pub struct ReplyReader {
     pending: Vec<u8>,
+    /// When each pending byte arrived.
+    arrived: Vec<Instant>,
     last_byte: Option<Instant>,
+    /// A reply was cut at a proven alignment since the last `clear`.
+    in_step: bool,
 }
 
 impl ReplyReader {
+    /// The most bytes held between calls: once every alignment's lookahead is complete the
+    /// reader always decides.
+    pub const MAX_HELD: usize = 4 * LOOKAHEAD_FRAMES + 2;
+
+    /// Forgets what is held and the alignment: the line was flushed for a new job.
     pub fn clear(&mut self) {
         self.pending.clear();
+        self.arrived.clear();
         self.last_byte = None;
+        self.in_step = false;
     }
 
     /// Bytes held back for the next call (a fragment, or bytes that may still realign).
@@ -78,36 +100,88 @@ impl ReplyReader {
     ) {
         if !bytes.is_empty() {
             self.pending.extend_from_slice(bytes);
+            self.arrived.resize(self.pending.len(), now);
             self.last_byte = Some(now);
         }
         let quiet = self
             .last_byte
             .is_none_or(|t| now.saturating_duration_since(t) >= FRAGMENT_GAP);
-        while self.pending.len() >= 4 {
-            let f = self.frame(0);
-            if valid(f) {
-                out.push(Reply::Frame(f));
+        // The lookahead asks about the same frames again as replies are cut; each answer
+        // costs up to 34 SHA-256 compressions.
+        let answers = std::cell::RefCell::new(Vec::<(u32, bool)>::new());
+        let valid = |f: u32| {
+            let known = answers.borrow().iter().find(|a| a.0 == f).map(|a| a.1);
+            known.unwrap_or_else(|| {
+                let v = valid(f);
+                answers.borrow_mut().push((f, v));
+                v
+            })
+        };
+        while let Some(skip) = self.alignment(&valid, quiet) {
+            if skip == 0 {
+                out.push(Reply::Frame(self.frame(0), self.arrived[3]));
+                self.in_step = true;
                 self.pending.drain(..4);
-                continue;
-            }
-            if let Some(skip) =
-                (1..=3).find(|&o| self.pending.len() >= o + 4 && valid(self.frame(o)))
-            {
+                self.arrived.drain(..4);
+            } else {
                 out.push(Reply::Broken);
                 self.pending.drain(..skip);
-                continue;
+                self.arrived.drain(..skip);
             }
-            if self.pending.len() < 7 && !quiet {
-                // The bytes that would show a realignment may still be on their way.
-                break;
-            }
-            out.push(Reply::Frame(f));
-            self.pending.drain(..4);
         }
         if quiet && !self.pending.is_empty() {
             out.push(Reply::Broken);
             self.pending.clear();
+            self.arrived.clear();
         }
+    }
+
+    /// How many bytes precede the next reply (0: the next four bytes are one, valid or
+    /// garbled), or `None` to wait for bytes that would decide it.
+    fn alignment(&self, valid: &impl Fn(u32) -> bool, quiet: bool) -> Option<usize> {
+        let len = self.pending.len();
+        if len < 4 {
+            return None;
+        }
+        // Per alignment: (hits among its complete lookahead frames, frames still to come).
+        // Only alignments whose first frame has arrived take part.
+        let tally: Vec<(usize, usize, usize)> = (0..4)
+            .filter(|&o| o + 4 <= len)
+            .map(|o| {
+                let (mut hits, mut unknown) = (0, 0);
+                for k in 0..LOOKAHEAD_FRAMES {
+                    let at = o + 4 * k;
+                    if at + 4 > len {
+                        unknown += 1;
+                    } else if valid(self.frame(at)) {
+                        hits += 1;
+                    }
+                }
+                (o, hits, unknown)
+            })
+            .collect();
+        // Ties go to the smallest skip: staying in step.
+        let &(best, best_hits, _) = tally
+            .iter()
+            .max_by_key(|&&(o, hits, _)| (hits, std::cmp::Reverse(o)))?;
+        if quiet {
+            return Some(best);
+        }
+        let in_step = self.in_step && best == 0 && valid(self.frame(0));
+        // Leaving the current alignment (or reporting a garbled frame) waits until every
+        // alignment's first frame is in.
+        if !in_step && len < 7 {
+            return None;
+        }
+        // An alignment whose first frame is a hit and whose frames to come could still
+        // outscore the best (or tie it from a smaller skip).
+        let contested = tally.iter().any(|&(o, hits, unknown)| {
+            o != best
+                && unknown > 0
+                && valid(self.frame(o))
+                && (hits + unknown > best_hits || (hits + unknown == best_hits && o < best))
+        });
+        (!contested).then_some(best)
     }
 }
 
@@ -168,11 +242,11 @@ pub(super) fn probe_job(
         let valid = |r| job.match_reply(r, config.zero_bits).is_some();
         reader.feed(&buf[..n], now, valid, &mut frames);
         for &r in &frames {
-            let Reply::Frame(r) = r else { continue };
+            let Reply::Frame(r, at) = r else { continue };
             match job.match_reply(r, config.zero_bits) {
                 Some(w3) => {
                     first.get_or_insert(w3);
-                    let secs = now.saturating_duration_since(t0).as_secs_f64();
+                    let secs = at.saturating_duration_since(t0).as_secs_f64();
                     if secs > PROBE_MIN_TIMED {
                         timed = Some((config.hashes_at(w3), secs));
                     }
@@ -410,8 +484,8 @@ impl HashWorker for IcarusWorker {
             };
             self.reader.feed(&buf[..n], now, valid, &mut frames);
             for &r in &frames {
-                let r = match r {
-                    Reply::Frame(r) => r,
+                let (r, at) = match r {
+                    Reply::Frame(r, at) => (r, at),
                     Reply::Broken => {
                         debug!(board = %self.label(), "broken reply bytes dropped");
                         ctl.add_hardware_error();
@@ -425,7 +499,7 @@ impl HashWorker for IcarusWorker {
                     }
                     let hashes = self.config.hashes_at(w3);
                     evidence = evidence.max(hashes);
-                    let secs = now.saturating_duration_since(t0).as_secs_f64();
+                    let secs = at.saturating_duration_since(t0).as_secs_f64();
                     self.timing.record(hashes, secs, range_hashes);
                     self.last_valid = now;
                     self.resets_in_a_row = 0;
@@ -476,27 +550,75 @@ impl HashWorker for IcarusWorker {
 mod tests {
     use super::*;
 
+    /// The first reply after a flush waits for evidence of its alignment (here: the quiet
+    /// line) and keeps the time it arrived; once in step, replies are cut as they complete.
     #[test]
     fn replies_are_assembled_across_reads_and_fragments_expire() {
+        let good = [0x0001_87a2u32, 0x0102_0304, 0x0506_0708];
+        let valid = |f: u32| good.contains(&f);
         let mut r = ReplyReader::default();
         let t = Instant::now();
+        let t1 = t + Duration::from_millis(1);
         let mut out = Vec::new();
-        let any = |_| true;
-        r.feed(&[0x00, 0x01], t, any, &mut out);
+        r.feed(&[0x00, 0x01], t, valid, &mut out);
+        r.feed(&[0x87, 0xa2], t1, valid, &mut out);
         assert!(out.is_empty());
-        r.feed(&[0x87, 0xa2, 0xde], t, any, &mut out);
-        assert_eq!(out, vec![Reply::Frame(0x0001_87a2)]);
+        r.feed(&[], t1 + FRAGMENT_GAP, valid, &mut out);
+        assert_eq!(out, vec![Reply::Frame(0x0001_87a2, t1)]);
         out.clear();
-        r.feed(&[], t + Duration::from_millis(10), any, &mut out);
+        let t2 = t1 + FRAGMENT_GAP * 2;
+        r.feed(&[1, 2, 3, 4, 0xde], t2, valid, &mut out);
+        assert_eq!(out, vec![Reply::Frame(0x0102_0304, t2)]);
+        out.clear();
+        r.feed(&[], t2 + Duration::from_millis(10), valid, &mut out);
         assert!(out.is_empty());
-        r.feed(&[], t + FRAGMENT_GAP, any, &mut out);
+        r.feed(&[], t2 + FRAGMENT_GAP, valid, &mut out);
         assert_eq!(out, vec![Reply::Broken]);
         out.clear();
-        r.feed(&[1, 2, 3, 4, 5, 6, 7, 8], t, any, &mut out);
-        assert_eq!(
-            out,
-            vec![Reply::Frame(0x0102_0304), Reply::Frame(0x0506_0708)]
-        );
+        let t3 = t2 + FRAGMENT_GAP * 2;
+        r.feed(&[5, 6, 7, 8], t3, valid, &mut out);
+        assert_eq!(out, vec![Reply::Frame(0x0506_0708, t3)]);
+        // A new job: the alignment is forgotten with the flushed line.
+        r.clear();
+        out.clear();
+        r.feed(&[5, 6, 7, 8], t3, valid, &mut out);
+        assert!(out.is_empty());
+    }
+
+    /// Seen on the simulated board under load: the flush before a job cut an old reply, its
+    /// last three bytes came first, and the four bytes from the second of them happened to be
+    /// a hit at a low threshold. The reader waits for the alignment the next replies confirm
+    /// instead of taking the first hit it sees, so no reply of the new job is lost.
+    #[test]
+    fn a_chance_hit_across_a_cut_reply_does_not_win_the_alignment() {
+        let chance = 0x9012_ffffu32;
+        let replies = [0xffff_00b5u32, 0xffff_023e, 0xffff_024d];
+        let valid = |f: u32| f == chance || replies.contains(&f);
+        let mut stream = vec![0xff, 0x90, 0x12];
+        for r in replies {
+            stream.extend_from_slice(&r.to_be_bytes());
+        }
+        let t = Instant::now();
+        let expected = [
+            Reply::Broken,
+            Reply::Frame(replies[0], t),
+            Reply::Frame(replies[1], t),
+            Reply::Frame(replies[2], t),
+        ];
+        // As the reads came in the failing run, then byte by byte, then all at once.
+        let cuts: [&[usize]; 3] = [&[3, 4, 2, 2, 3, 1], &[1; 15], &[15]];
+        for cut in cuts {
+            let mut r = ReplyReader::default();
+            let mut out = Vec::new();
+            let mut at = 0;
+            for &n in cut {
+                r.feed(&stream[at..at + n], t, valid, &mut out);
+                at += n;
+                assert!(r.buffered() <= ReplyReader::MAX_HELD);
+            }
+            assert_eq!(out, expected, "reads of {cut:?}");
+            assert_eq!(r.buffered(), 0);
+        }
     }
 
     /// Two stray bytes before a reply: the reader drops them and is back in step, instead of
@@ -517,9 +639,9 @@ mod tests {
             out,
             vec![
                 Reply::Broken,
-                Reply::Frame(good[0]),
-                Reply::Frame(good[1]),
-                Reply::Frame(good[2])
+                Reply::Frame(good[0], t),
+                Reply::Frame(good[1], t),
+                Reply::Frame(good[2], t)
             ]
         );
         // Four bytes that are no hit and not followed by one: reported as a frame (the
@@ -528,7 +650,7 @@ mod tests {
         r.feed(&[0xde, 0xad, 0xbe, 0xef], t, valid, &mut out);
         assert!(out.is_empty());
         r.feed(&[], t + FRAGMENT_GAP, valid, &mut out);
-        assert_eq!(out, vec![Reply::Frame(0xdead_beef)]);
+        assert_eq!(out, vec![Reply::Frame(0xdead_beef, t)]);
     }
 
     #[test]
