@@ -43,6 +43,11 @@ pub trait BatchField: Field {
     fn mul_with<const ADX: bool>(&self, other: &Self) -> Self;
     fn square_with<const ADX: bool>(&self) -> Self;
 
+    /// self⁻¹ (None for zero): the inversion each batch of affine additions shares.
+    fn inverse_fast(&self) -> Option<Self> {
+        self.inverse()
+    }
+
     /// self·β for the endomorphism's β, which lies in the base field Fq even on G2.
     fn mul_by_beta<const ADX: bool>(&self, beta: &Self) -> Self {
         self.mul_with::<ADX>(beta)
@@ -370,6 +375,10 @@ fn fq_mul<const ADX: bool>(a: &Fq, b: &Fq) -> Fq {
 }
 
 impl BatchField for Fq {
+    fn inverse_fast(&self) -> Option<Self> {
+        super::inverse::fq_inverse(self)
+    }
+
     #[inline(always)]
     fn mul_with<const ADX: bool>(&self, other: &Self) -> Self {
         fq_mul::<ADX>(self, other)
@@ -403,6 +412,10 @@ impl BatchField for Fq {
 }
 
 impl BatchField for Fq2 {
+    fn inverse_fast(&self) -> Option<Self> {
+        super::inverse::fq2_inverse(self)
+    }
+
     #[inline(always)]
     fn mul_by_beta<const ADX: bool>(&self, beta: &Self) -> Self {
         if beta.c1.is_zero() {

@@ -22,7 +22,9 @@ mod imp {
     use std::arch::x86_64::*;
 
     use ark_bn254::{Fq, Fq2};
-    use ark_ff::{Field, One};
+    use ark_ff::One;
+
+    use crate::prove::field::BatchField;
 
     /// p in 52-bit limbs.
     const P52: [u64; 5] = [
@@ -501,7 +503,7 @@ mod imp {
                     run[l] = all;
                     all *= prods[l];
                 }
-                let mut inv_all = all.inverse().unwrap_or_default();
+                let mut inv_all = all.inverse_fast().unwrap_or_default();
                 let mut invs = [<$field>::one(); 8];
                 for l in (0..8).rev() {
                     invs[l] = inv_all * run[l];

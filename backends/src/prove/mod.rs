@@ -19,6 +19,7 @@ pub mod glv;
 #[cfg(any(feature = "opencl", feature = "cuda", feature = "wgpu"))]
 pub mod gpu;
 pub mod ifma;
+pub mod inverse;
 pub mod msm;
 pub mod ntt;
 

@@ -483,7 +483,7 @@ fn add_affine_batch<F: BatchField, const ADX: bool>(
         acc = acc.mul_with::<ADX>(&(pts[j].x - dst[idx[j] as usize].x));
     }
     // Non-zero: equal x never enters a batch.
-    let mut inv = acc.inverse().unwrap_or_else(F::zero);
+    let mut inv = acc.inverse_fast().unwrap_or_else(F::zero);
     for j in (0..n).rev() {
         let b = idx[j] as usize;
         let p = pts[j];

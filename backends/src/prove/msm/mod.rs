@@ -118,10 +118,13 @@ impl MsmConfig {
 /// multiplications.
 const ADD_COST: u64 = 7;
 const BUCKET_COST: u64 = 27;
-/// Modelled cost of the one inversion each batch shares, in field multiplications (measured:
-/// about 4.5 µs against 16 ns). Small bucket sets make small batches, so narrow windows pay
-/// it far more often: at 2^14 points c = 8 measured 3x slower than c = 13.
-const INVERSION_COST: u64 = 280;
+/// Modelled fixed cost of one batch of additions, in field multiplications: its shared
+/// inversion plus what a batch costs besides its additions. Small bucket sets make small
+/// batches, so narrow windows pay it far more often. Fitted to sweeps, not to the inversion
+/// alone: since our safegcd (`super::inverse`) that takes 1.05 µs, 66 multiplications, but a
+/// model with 66 picked c = 8, 8, 10 at 2^10, 2^11, 2^13 points, which measured 1.18x, 1.29x
+/// and 1.26x slower than the c = 10, 10, 13 that this value picks.
+const BATCH_FIXED_COST: u64 = 280;
 
 /// How many point chunks to split each of `groups` bucket sets into for `threads` threads, and
 /// the modelled time: rounds of tasks × (additions + reduction of one task).
@@ -135,7 +138,7 @@ fn plan(m: usize, parts: usize, groups: usize, nb: usize, threads: usize) -> (us
         let rounds = tasks.div_ceil(threads) as u64;
         let adds = (m * parts).div_ceil(chunks) as u64;
         let per_task = adds * ADD_COST
-            + adds * INVERSION_COST / batch_cap(nb) as u64
+            + adds * BATCH_FIXED_COST / batch_cap(nb) as u64
             + nb as u64 * BUCKET_COST;
         let t = rounds * per_task;
         if t < best.1 {
