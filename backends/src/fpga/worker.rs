@@ -98,29 +98,36 @@ impl ReplyReader {
         valid: impl Fn(u32) -> bool,
         out: &mut Vec<Reply>,
     ) {
+        let valid = remembered(valid);
+        let went_quiet = |t: Instant| now.saturating_duration_since(t) >= FRAGMENT_GAP;
         if !bytes.is_empty() {
+            // What was held went quiet before these bytes came (the reader was not called
+            // in between): it is decided on its own, never joined to them.
+            if self.last_byte.is_some_and(went_quiet) {
+                self.cut(&valid, true, out);
+            }
             self.pending.extend_from_slice(bytes);
             self.arrived.resize(self.pending.len(), now);
             self.last_byte = Some(now);
         }
-        let quiet = self
-            .last_byte
-            .is_none_or(|t| now.saturating_duration_since(t) >= FRAGMENT_GAP);
-        // The lookahead asks about the same frames again as replies are cut; each answer
-        // costs up to 34 SHA-256 compressions.
-        let answers = std::cell::RefCell::new(Vec::<(u32, bool)>::new());
-        let valid = |f: u32| {
-            let known = answers.borrow().iter().find(|a| a.0 == f).map(|a| a.1);
-            known.unwrap_or_else(|| {
-                let v = valid(f);
-                answers.borrow_mut().push((f, v));
-                v
-            })
-        };
-        while let Some(skip) = self.alignment(&valid, quiet) {
+        let quiet = self.last_byte.is_none_or(went_quiet);
+        self.cut(&valid, quiet, out);
+    }
+
+    /// Decides everything held, as if the line had gone quiet: the caller stops reading (the
+    /// range ended, the job was cancelled, the probe is over) and must not lose a reply the
+    /// reader was still weighing.
+    pub fn finish(&mut self, valid: impl Fn(u32) -> bool, out: &mut Vec<Reply>) {
+        self.cut(&remembered(valid), true, out);
+    }
+
+    fn cut(&mut self, valid: &impl Fn(u32) -> bool, quiet: bool, out: &mut Vec<Reply>) {
+        while let Some(skip) = self.alignment(valid, quiet) {
             if skip == 0 {
-                out.push(Reply::Frame(self.frame(0), self.arrived[3]));
-                self.in_step = true;
+                let f = self.frame(0);
+                out.push(Reply::Frame(f, self.arrived[3]));
+                // A garbled frame proves no alignment.
+                self.in_step |= valid(f);
                 self.pending.drain(..4);
                 self.arrived.drain(..4);
             } else {
@@ -133,6 +140,7 @@ impl ReplyReader {
             out.push(Reply::Broken);
             self.pending.clear();
             self.arrived.clear();
+            self.last_byte = None;
         }
     }
 
@@ -160,10 +168,14 @@ impl ReplyReader {
                 (o, hits, unknown)
             })
             .collect();
-        // Ties go to the smallest skip: staying in step.
-        let &(best, best_hits, _) = tally
-            .iter()
-            .max_by_key(|&&(o, hits, _)| (hits, std::cmp::Reverse(o)))?;
+        // In step, ties go to the smallest skip: staying in step. Not yet in step (right
+        // after a flush) and with nothing more to come, they go to the alignment that ends
+        // where the bytes end: a cut reply's tail comes first, whole replies after it.
+        let settled = self.in_step || !quiet;
+        let &(best, best_hits, _) = tally.iter().max_by_key(|&&(o, hits, _)| {
+            let ends_with_bytes = !settled && (len - o).is_multiple_of(4);
+            (hits, ends_with_bytes, std::cmp::Reverse(o))
+        })?;
         if quiet {
             return Some(best);
         }
@@ -174,14 +186,31 @@ impl ReplyReader {
             return None;
         }
         // An alignment whose first frame is a hit and whose frames to come could still
-        // outscore the best (or tie it from a smaller skip).
+        // outscore the best, or tie it: from a smaller skip once in step, from anywhere
+        // before (no alignment is privileged yet).
         let contested = tally.iter().any(|&(o, hits, unknown)| {
+            let potential = hits + unknown;
             o != best
                 && unknown > 0
                 && valid(self.frame(o))
-                && (hits + unknown > best_hits || (hits + unknown == best_hits && o < best))
+                && (potential > best_hits
+                    || (potential == best_hits && (o < best || !self.in_step)))
         });
         (!contested).then_some(best)
+    }
+}
+
+/// `valid` with its answers kept for one call: the lookahead asks about the same frames again
+/// as replies are cut, and each answer costs up to 34 SHA-256 compressions.
+fn remembered(valid: impl Fn(u32) -> bool) -> impl Fn(u32) -> bool {
+    let answers = std::cell::RefCell::new(Vec::<(u32, bool)>::new());
+    move |f| {
+        let known = answers.borrow().iter().find(|a| a.0 == f).map(|a| a.1);
+        known.unwrap_or_else(|| {
+            let v = valid(f);
+            answers.borrow_mut().push((f, v));
+            v
+        })
     }
 }
 
@@ -231,16 +260,18 @@ pub(super) fn probe_job(
             Some(_) => t0 + PROBE_LISTEN,
             None => deadline,
         };
-        if now >= until {
-            break;
-        }
-        let n = port
-            .read(&mut buf, (until - now).min(Duration::from_millis(20)))
-            .map_err(|e| format!("reading: {e}"))?;
-        let now = Instant::now();
+        // The last round decides what the reader still holds.
+        let over = now >= until;
         frames.clear();
         let valid = |r| job.match_reply(r, config.zero_bits).is_some();
-        reader.feed(&buf[..n], now, valid, &mut frames);
+        if over {
+            reader.finish(valid, &mut frames);
+        } else {
+            let n = port
+                .read(&mut buf, (until - now).min(Duration::from_millis(20)))
+                .map_err(|e| format!("reading: {e}"))?;
+            reader.feed(&buf[..n], Instant::now(), valid, &mut frames);
+        }
         for &r in &frames {
             let Reply::Frame(r, at) = r else { continue };
             match job.match_reply(r, config.zero_bits) {
@@ -253,6 +284,9 @@ pub(super) fn probe_job(
                 }
                 None => junk = Some(r),
             }
+        }
+        if over {
+            break;
         }
     }
     match first {
@@ -439,7 +473,7 @@ impl HashWorker for IcarusWorker {
         let zero_bits = self.config.zero_bits;
         let mut credited = 0u64;
         let mut evidence = 0.0f64;
-        let mut cancelled = false;
+        let mut cancelled;
         let mut frames = Vec::new();
         // A board (or a USB-UART under load) may deliver one reply twice: a nonce is reported
         // once per job, never as a duplicate share.
@@ -461,19 +495,15 @@ impl HashWorker for IcarusWorker {
                 ctl.add_hashes(done as u64 - credited);
                 credited = done as u64;
             }
-            if ctl.is_cancelled() {
-                cancelled = true;
-                break;
-            }
-            if elapsed >= self.timing.range_timeout(range_hashes) {
-                break;
-            }
-            let Some(port) = self.port.as_mut() else {
-                break;
-            };
-            let n = match port.read(&mut buf, POLL) {
-                Ok(n) => n,
-                Err(e) => return Err(self.lost(e)),
+            cancelled = ctl.is_cancelled();
+            let ending = cancelled || elapsed >= self.timing.range_timeout(range_hashes);
+            // None: the last round, which decides what the reader still holds.
+            let n = match (ending, self.port.as_mut()) {
+                (false, Some(port)) => match port.read(&mut buf, POLL) {
+                    Ok(n) => Some(n),
+                    Err(e) => return Err(self.lost(e)),
+                },
+                _ => None,
             };
             let now = Instant::now();
             frames.clear();
@@ -482,7 +512,10 @@ impl HashWorker for IcarusWorker {
                 job.match_reply(r, zero_bits).is_some()
                     || previous.is_some_and(|p| p.match_reply(r, zero_bits).is_some())
             };
-            self.reader.feed(&buf[..n], now, valid, &mut frames);
+            match n {
+                Some(n) => self.reader.feed(&buf[..n], now, valid, &mut frames),
+                None => self.reader.finish(valid, &mut frames),
+            }
             for &r in &frames {
                 let (r, at) = match r {
                     Reply::Frame(r, at) => (r, at),
@@ -521,6 +554,9 @@ impl HashWorker for IcarusWorker {
                     // Neither job's: the engine re-hashes it and counts the hardware error.
                     on_found(r.swap_bytes());
                 }
+            }
+            if n.is_none() {
+                break;
             }
         }
         self.previous = Some(job);
@@ -619,6 +655,55 @@ mod tests {
             assert_eq!(out, expected, "reads of {cut:?}");
             assert_eq!(r.buffered(), 0);
         }
+    }
+
+    /// Found in review: right after a flush, a chance hit that ties with the real reply must
+    /// not win because it starts first; a reply still held when the caller stops reading is
+    /// decided, not dropped; and a fragment that went quiet before new bytes came is never
+    /// joined to them.
+    #[test]
+    fn ties_after_a_flush_held_replies_and_stale_fragments() {
+        let reply = 0x1111_1111u32;
+        let chance = 0xff90_1211u32;
+        let valid = |f: u32| f == reply || f == chance;
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let mut r = ReplyReader::default();
+        r.feed(
+            &[0xff, 0x90, 0x12, 0x11, 0x11, 0x11, 0x11],
+            t,
+            valid,
+            &mut out,
+        );
+        assert!(out.is_empty(), "a tie right after a flush waits: {out:?}");
+        r.feed(&[], t + FRAGMENT_GAP, valid, &mut out);
+        assert_eq!(out, vec![Reply::Broken, Reply::Frame(reply, t)]);
+
+        // Held, then the scan ends: `finish` reports it with its arrival time.
+        let mut r = ReplyReader::default();
+        out.clear();
+        r.feed(&reply.to_be_bytes(), t, valid, &mut out);
+        assert!(out.is_empty());
+        r.finish(valid, &mut out);
+        assert_eq!(out, vec![Reply::Frame(reply, t)]);
+        assert_eq!(r.buffered(), 0);
+
+        // In step, a 2-byte fragment, then nothing read for longer than the gap, then a
+        // reply whose first two bytes would make a chance hit with the fragment.
+        let chance = 0xabcd_2222u32;
+        let replies = [0x2222_2222u32, 0x3333_3333];
+        let valid = |f: u32| f == chance || replies.contains(&f);
+        let mut r = ReplyReader::default();
+        out.clear();
+        r.feed(&replies[1].to_be_bytes(), t, valid, &mut out);
+        r.feed(&[], t + FRAGMENT_GAP, valid, &mut out);
+        assert_eq!(out, vec![Reply::Frame(replies[1], t)]);
+        out.clear();
+        let t2 = t + FRAGMENT_GAP * 2;
+        r.feed(&[0xab, 0xcd], t2, valid, &mut out);
+        let t3 = t2 + FRAGMENT_GAP * 2;
+        r.feed(&replies[0].to_be_bytes(), t3, valid, &mut out);
+        assert_eq!(out, vec![Reply::Broken, Reply::Frame(replies[0], t3)]);
     }
 
     /// Two stray bytes before a reply: the reader drops them and is back in step, instead of

@@ -299,14 +299,30 @@ mod tests {
             let p = two.pow([u64::from(bits)]);
             edge.extend([p, p - Fq::one(), p + Fq::one(), -p]);
         }
-        // Raw representations at the edges too: stored limbs near 0 and near p.
-        for raw in [
+        // Stored (Montgomery) limbs at the edges too, which is what the algorithm sees: near
+        // 0, near p, and around every 62-bit limb boundary (2^62k and 2^62k ± 1).
+        let mut raws = vec![
             [1u64, 0, 0, 0],
             [0, 1, 0, 0],
             [0, 0, 0, 1],
-            [M62, 0, 0, 0],
             [FQ_LIMBS[0] - 1, FQ_LIMBS[1], FQ_LIMBS[2], FQ_LIMBS[3]],
-        ] {
+        ];
+        for k in [62u32, 124, 186, 248] {
+            let mut pow = [0u64; 4];
+            pow[(k / 64) as usize] = 1 << (k % 64);
+            let mut below = pow;
+            for limb in below.iter_mut() {
+                let (v, borrow) = limb.overflowing_sub(1);
+                *limb = v;
+                if !borrow {
+                    break;
+                }
+            }
+            let mut above = pow;
+            above[0] |= 1;
+            raws.extend([pow, below, above]);
+        }
+        for raw in raws {
             edge.push(Fq::new_unchecked(BigInt(raw)));
         }
         let mut rng = ark_std::test_rng();
