@@ -276,9 +276,10 @@ fn add_limbs<const N: usize>(a: &[u64; N], b: &[u64; N]) -> [u64; N] {
     out
 }
 
-/// a − b over N limbs (callers guarantee a ≥ b).
+/// a − b over N limbs, wrapping modulo 2^(64·N) (the field code keeps a ≥ b; the GLV
+/// decomposition uses the wrap).
 #[inline(always)]
-fn sub_limbs<const N: usize>(a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+pub(crate) fn sub_limbs<const N: usize>(a: &[u64; N], b: &[u64; N]) -> [u64; N] {
     let mut out = [0u64; N];
     let mut borrow = false;
     for i in 0..N {

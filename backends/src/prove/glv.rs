@@ -15,6 +15,7 @@
 use ark_ff::{BigInt, MontFp};
 
 use super::Fr;
+use super::field::sub_limbs;
 
 /// λ with φ(P) = λ·P on G1 for φ(x, y) = (β·x, y), β = [`BETA_G1`].
 pub const LAMBDA: Fr =
@@ -92,24 +93,11 @@ fn mul_128(a: u128, b: u128) -> [u64; 4] {
     [p00 as u64, mid as u64, hi as u64, (hi >> 64) as u64]
 }
 
-#[inline]
-fn sub_256(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    let mut borrow = false;
-    for i in 0..4 {
-        let (d, b1) = a[i].overflowing_sub(b[i]);
-        let (d, b2) = d.overflowing_sub(borrow as u64);
-        out[i] = d;
-        borrow = b1 | b2;
-    }
-    out
-}
-
 /// Magnitude and sign of a wrapping 256-bit value known to be in (-2^128, 2^128).
 #[inline]
 fn signed_small(v: [u64; 4]) -> (u128, bool) {
     if v[3] >> 63 == 1 {
-        let neg = sub_256([0; 4], v);
+        let neg = sub_limbs(&[0; 4], &v);
         ((neg[0] as u128) | ((neg[1] as u128) << 64), true)
     } else {
         ((v[0] as u128) | ((v[1] as u128) << 64), false)
@@ -123,8 +111,8 @@ pub fn decompose(k: &[u64; 4]) -> (u128, bool, u128, bool) {
     let c1 = mul_shift_256(k, &G1);
     let c2 = mul_shift_256(k, &G2);
     // k1 = k - c1·A1 - c2·A2 ; k2 = c1·B1_ABS - c2·B2  (v1 = (A1, -B1_ABS), v2 = (A2, B2)).
-    let k1 = sub_256(sub_256(*k, mul_128(c1, A1)), mul_128(c2, A2));
-    let k2 = sub_256(mul_128(c1, B1_ABS), mul_128(c2, B2));
+    let k1 = sub_limbs(&sub_limbs(k, &mul_128(c1, A1)), &mul_128(c2, A2));
+    let k2 = sub_limbs(&mul_128(c1, B1_ABS), &mul_128(c2, B2));
     let (m1, n1) = signed_small(k1);
     let (m2, n2) = signed_small(k2);
     (m1, n1, m2, n2)
@@ -183,7 +171,7 @@ pub fn signed_digits(mag: &[u64], negative: bool, c: u32, out: &mut [i32]) {
 /// r - k for canonical 0 < k < r.
 #[inline]
 pub fn negate_mod_r(k: &[u64; 4]) -> [u64; 4] {
-    sub_256(MODULUS, *k)
+    sub_limbs(&MODULUS, k)
 }
 
 /// True when k > (r-1)/2, i.e. when r - k is the smaller magnitude.

@@ -309,7 +309,14 @@ where
                     slow.0 += self.overflow[b];
                 }
             }
-            seg.add_to_run::<ADX>(&idx, &pts, &mut self.scratch, &mut self.simd);
+            Segments::<P>::add_into::<ADX>(
+                &mut seg.run,
+                &mut seg.dense,
+                &idx,
+                &pts,
+                &mut self.scratch,
+                &mut self.simd,
+            );
             // T_s += R_s
             idx.clear();
             pts.clear();
@@ -331,7 +338,14 @@ where
                     }
                 }
             }
-            seg.add_to_tot::<ADX>(&idx, &pts, &mut self.scratch, &mut self.simd);
+            Segments::<P>::add_into::<ADX>(
+                &mut seg.tot,
+                &mut seg.dense,
+                &idx,
+                &pts,
+                &mut self.scratch,
+                &mut self.simd,
+            );
         }
         seg.combine()
     }
@@ -378,26 +392,6 @@ where
             self.slow[s] = Some((Self::proj(&self.run[s]), Self::proj(&self.tot[s])));
         }
         self.slow[s].get_or_insert_with(|| (Projective::<P>::zero(), Projective::<P>::zero()))
-    }
-
-    fn add_to_run<const ADX: bool>(
-        &mut self,
-        idx: &[u32],
-        pts: &[Xy<P::BaseField>],
-        scratch: &mut Vec<P::BaseField>,
-        simd: &mut Option<SimdScratch>,
-    ) {
-        Self::add_into::<ADX>(&mut self.run, &mut self.dense, idx, pts, scratch, simd);
-    }
-
-    fn add_to_tot<const ADX: bool>(
-        &mut self,
-        idx: &[u32],
-        pts: &[Xy<P::BaseField>],
-        scratch: &mut Vec<P::BaseField>,
-        simd: &mut Option<SimdScratch>,
-    ) {
-        Self::add_into::<ADX>(&mut self.tot, &mut self.dense, idx, pts, scratch, simd);
     }
 
     /// target\[idx\[j\]\] += pts\[j\] through a dense copy (the batch wants plain points).
