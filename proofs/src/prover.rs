@@ -26,14 +26,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{PrimeField, Zero};
-use backends::prove::{G1Msm, G1Projective, G2Msm, G2Projective, ScalarRepr, root_of_unity};
+use backends::prove::{
+    FixedBaseMsm, G1Msm, G1Projective, G2Msm, G2Projective, ProveError, ScalarRepr, root_of_unity,
+};
 use rand::RngCore;
 use rayon::prelude::*;
 
 use crate::json::{Proof, VerifyingKey};
 use crate::wtns::Witness;
-use crate::zkey::{Coef, Query, ZkeyFile, ZkeyHeader};
-use crate::{Error, Fr, Precompute, ProveBackend, verifier};
+use crate::zkey::{
+    self, COEF_ENTRY, Coef, Query, ZkeyFile, ZkeyHeader, coef_constraint, coef_entry,
+};
+use crate::{Error, FormatError, Fr, Precompute, ProveBackend, verifier};
 
 /// Time spent loading and preparing a proving key.
 #[derive(Clone, Debug, Default)]
@@ -219,10 +223,11 @@ impl PreparedKey {
         read += t.elapsed();
         let mut g1 = |q: Query| -> Result<G1Msm, Error> {
             let t = Instant::now();
-            let pts = z.g1_query(q)?;
+            let pts = z.g1_query_packed(q)?;
             read += t.elapsed();
             let t = Instant::now();
-            let m = backend.prepare_g1(&pts, pre)?;
+            let m = backend.prepare_g1_packed(pts, pre)?;
+            z.release_query(q);
             prepare += t.elapsed();
             Ok(m)
         };
@@ -231,12 +236,12 @@ impl PreparedKey {
         let c = g1(Query::C)?;
         let hq = g1(Query::H)?;
         let t = Instant::now();
-        let pts = z.b2_query()?;
+        let pts = z.b2_query_packed()?;
         read += t.elapsed();
         let t = Instant::now();
-        let b2 = backend.prepare_g2(&pts, pre)?;
+        let b2 = backend.prepare_g2_packed(pts, pre)?;
+        z.release_query(Query::B2);
         prepare += t.elapsed();
-        drop(pts);
         Ok(PreparedKey {
             header: h,
             vk,
@@ -284,99 +289,396 @@ impl PreparedKey {
         s: Fr,
         opts: ProveOptions,
     ) -> Result<ProveOutput, Error> {
-        let t_total = Instant::now();
-        let hd = &self.header;
-        let n = hd.domain_size as usize;
-        let mut tm = ProveTimings::default();
-        if witness.len() != hd.n_vars as usize {
-            return Err(Error::Mismatch(format!(
-                "the witness has {} values but the proving key's circuit has {} variables: they belong to different circuits",
-                witness.len(),
-                hd.n_vars
-            )));
-        }
-
-        // 1. witness
-        let t = Instant::now();
-        let w = &witness.values;
-        let w_fr: Vec<Fr> = w
-            .par_iter()
-            .map(|v| Fr::from_bigint(*v).unwrap_or_default())
-            .collect();
-        tm.witness = t.elapsed();
-
-        // 2. A·w, B·w on the domain; C = A∘B
-        let t = Instant::now();
-        let (a, b) = rayon::join(
-            || self.a_matrix.evaluate(&w_fr, n),
-            || self.b_matrix.evaluate(&w_fr, n),
-        );
-        let c: Vec<Fr> = a
-            .par_iter()
-            .zip(b.par_iter())
-            .map(|(x, y)| *x * y)
-            .collect();
-        drop(w_fr);
-        tm.build_abc = t.elapsed();
-
-        // 3. NTTs onto the odd coset, then d = a·b − c (the backend keeps the vectors where
-        // it computes: a GPU does all of it on the device)
-        let t = Instant::now();
-        let shift = root_of_unity(2 * n).ok_or(Error::Mismatch(format!(
-            "domain size {n} is too large for BN254's NTT"
-        )))?;
-        let d: Vec<ScalarRepr> = self.backend.quotient(a, b, c, shift)?;
-        tm.ntt = t.elapsed();
-
-        // 4. MSMs
-        let msm_a: G1Projective = timed(&mut tm.msm_a, || self.a.msm(w))?;
-        let msm_b1: G1Projective = timed(&mut tm.msm_b1, || self.b1.msm(w))?;
-        let msm_b2: G2Projective = timed(&mut tm.msm_b2, || self.b2.msm(w))?;
-        let msm_c: G1Projective =
-            timed(&mut tm.msm_c, || self.c.msm(&w[hd.n_public as usize + 1..]))?;
-        let msm_h: G1Projective = timed(&mut tm.msm_h, || self.h.msm(&d))?;
-
-        // 5. blinding and assembly
-        let t = Instant::now();
-        let delta1 = hd.delta1.into_group();
-        let pi_a = hd.alpha1.into_group() + msm_a + delta1 * r;
-        let pi_b = hd.beta2.into_group() + msm_b2 + hd.delta2.into_group() * s;
-        let b1 = hd.beta1.into_group() + msm_b1 + delta1 * s;
-        let pi_c = msm_c + msm_h + pi_a * s + b1 * r - delta1 * (r * s);
-        let proof = Proof {
-            a: pi_a.into_affine(),
-            b: pi_b.into_affine(),
-            c: pi_c.into_affine(),
-        };
-        let public: Vec<Fr> = witness.public(hd.n_public as usize);
-        tm.assemble = t.elapsed();
-
-        // 6. self-check
-        if opts.self_check {
-            let t = Instant::now();
-            let ok = verifier::verify(&self.vk, &proof, &public)?;
-            tm.verify = Some(t.elapsed());
-            if !ok {
-                return Err(Error::SelfCheckFailed(
-                    "the witness does not satisfy this circuit (a witness of another circuit of the same size?)".into(),
-                ));
-            }
-        }
-        tm.total = t_total.elapsed();
-        Ok(ProveOutput {
-            proof,
-            public,
-            timings: tm,
-        })
+        run_pipeline(&mut Resident(self), witness, r, s, opts)
     }
 }
 
-/// Runs `f`, storing its wall time in `d`.
-fn timed<T>(d: &mut Duration, f: impl FnOnce() -> T) -> T {
+/// What the pipeline needs from a proving key, wherever its parts live: resident in a
+/// [`PreparedKey`], or read from the zkey part by part while the proof runs ([`prove_once`]).
+trait KeyParts {
+    fn header(&self) -> &ZkeyHeader;
+    fn vk(&self) -> &VerifyingKey;
+    fn backend(&self) -> &dyn ProveBackend;
+    /// A·w and B·w over the domain of size `n`, and the time the evaluation itself took
+    /// (reading the coefficients excluded).
+    fn evaluate_ab(&mut self, w: &[Fr], n: usize) -> Result<(Vec<Fr>, Vec<Fr>, Duration), Error>;
+    /// Σ scalars·query (a G1 query) and the time the MSM itself took (reading the query
+    /// excluded).
+    fn msm_g1(
+        &mut self,
+        q: Query,
+        scalars: &[ScalarRepr],
+    ) -> Result<(G1Projective, Duration), Error>;
+    /// Σ scalars·B2 and the time the MSM itself took.
+    fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error>;
+}
+
+/// A key whose bases are prepared and kept.
+struct Resident<'a>(&'a PreparedKey);
+
+impl KeyParts for Resident<'_> {
+    fn header(&self) -> &ZkeyHeader {
+        &self.0.header
+    }
+    fn vk(&self) -> &VerifyingKey {
+        &self.0.vk
+    }
+    fn backend(&self) -> &dyn ProveBackend {
+        self.0.backend.as_ref()
+    }
+    fn evaluate_ab(&mut self, w: &[Fr], n: usize) -> Result<(Vec<Fr>, Vec<Fr>, Duration), Error> {
+        let t = Instant::now();
+        let (a, b) = rayon::join(
+            || self.0.a_matrix.evaluate(w, n),
+            || self.0.b_matrix.evaluate(w, n),
+        );
+        Ok((a, b, t.elapsed()))
+    }
+    fn msm_g1(
+        &mut self,
+        q: Query,
+        scalars: &[ScalarRepr],
+    ) -> Result<(G1Projective, Duration), Error> {
+        let m = match q {
+            Query::A => &self.0.a,
+            Query::B1 => &self.0.b1,
+            Query::C => &self.0.c,
+            Query::H => &self.0.h,
+            Query::B2 | Query::Ic => {
+                return Err(Error::Mismatch(format!("{q:?} is not an MSM of G1")));
+            }
+        };
+        let t = Instant::now();
+        let p = m.msm(scalars)?;
+        Ok((p, t.elapsed()))
+    }
+    fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error> {
+        let t = Instant::now();
+        let p = self.0.b2.msm(scalars)?;
+        Ok((p, t.elapsed()))
+    }
+}
+
+/// A key read while the proof runs: the coefficients just before A·w and B·w, each point query
+/// just before its MSM, each dropped (mapping pages included) once used. Peak memory is the
+/// proof's vectors plus one query, instead of the whole key.
+struct Streamed<'a> {
+    zkey: &'a ZkeyFile,
+    vk: VerifyingKey,
+    backend: Arc<dyn ProveBackend>,
+    timings: LoadTimings,
+    /// The largest prepared base set held at one time.
+    peak_prepared: usize,
+}
+
+impl<'a> Streamed<'a> {
+    /// Reads query `q` in place from the zkey, prepares it on the backend for one MSM, drops
+    /// its pages and runs the MSM.
+    fn one<T, M: ?Sized + FixedBaseMsm<G>, G>(
+        &mut self,
+        q: Query,
+        read: impl FnOnce(&'a ZkeyFile) -> Result<T, Error>,
+        prepare: impl FnOnce(&dyn ProveBackend, T) -> Result<Arc<M>, ProveError>,
+        scalars: &[ScalarRepr],
+    ) -> Result<(G, Duration), Error> {
+        let zkey = self.zkey;
+        let t = Instant::now();
+        let points = read(zkey)?;
+        self.timings.read += t.elapsed();
+        let t = Instant::now();
+        let m = prepare(self.backend.as_ref(), points)?;
+        zkey.release_query(q);
+        self.timings.prepare += t.elapsed();
+        self.peak_prepared = self.peak_prepared.max(m.memory_bytes());
+        let t = Instant::now();
+        let p = m.msm(scalars)?;
+        Ok((p, t.elapsed()))
+    }
+}
+
+impl KeyParts for Streamed<'_> {
+    fn header(&self) -> &ZkeyHeader {
+        &self.zkey.header
+    }
+    fn vk(&self) -> &VerifyingKey {
+        &self.vk
+    }
+    fn backend(&self) -> &dyn ProveBackend {
+        self.backend.as_ref()
+    }
+    fn evaluate_ab(&mut self, w: &[Fr], n: usize) -> Result<(Vec<Fr>, Vec<Fr>, Duration), Error> {
+        let t = Instant::now();
+        let pieces = 4 * rayon::current_num_threads().max(1);
+        let entries = self.zkey.coef_entries()?;
+        let direct = evaluate_entries(entries, &self.zkey.header, w, pieces)
+            .map_err(|k| Error::format(self.zkey.path(), k))?;
+        if let Some((a, b)) = direct {
+            self.zkey.release_coef_entries();
+            return Ok((a, b, t.elapsed()));
+        }
+        let coefs = self.zkey.coefs()?;
+        let (a, b) = (Matrix::new(coefs.a, pieces), Matrix::new(coefs.b, pieces));
+        self.timings.read += t.elapsed();
+        let t = Instant::now();
+        let (a, b) = rayon::join(|| a.evaluate(w, n), || b.evaluate(w, n));
+        Ok((a, b, t.elapsed()))
+    }
+    fn msm_g1(
+        &mut self,
+        q: Query,
+        scalars: &[ScalarRepr],
+    ) -> Result<(G1Projective, Duration), Error> {
+        self.one(
+            q,
+            |z| z.g1_query_packed(q),
+            |b, p| b.prepare_g1_packed(p, Precompute::None),
+            scalars,
+        )
+    }
+    fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error> {
+        self.one(
+            Query::B2,
+            |z| z.b2_query_packed(),
+            |b, p| b.prepare_g2_packed(p, Precompute::None),
+            scalars,
+        )
+    }
+}
+
+/// A·w and B·w over the domain.
+type AbEvaluations = (Vec<Fr>, Vec<Fr>);
+
+/// A·w and B·w over the domain straight from section 4's entries (as stored, [`COEF_ENTRY`]
+/// bytes each), checked as they are used, without a parsed copy of the matrices. The domain is
+/// cut into `pieces` constraint ranges evaluated in parallel; each finds its entries by binary
+/// search, so the entries must form a few runs in constraint order (snarkjs writes one, with A
+/// and B interleaved per constraint; a writer that puts all of A before all of B makes two).
+/// None when they do not: the caller parses and sorts them instead.
+fn evaluate_entries(
+    entries: &[u8],
+    h: &ZkeyHeader,
+    w: &[Fr],
+    pieces: usize,
+) -> Result<Option<AbEvaluations>, FormatError> {
+    const MAX_RUNS: usize = 4;
+    let n = h.domain_size as usize;
+    let count = entries.len() / COEF_ENTRY;
+    let entry = |i: usize| &entries[i * COEF_ENTRY..(i + 1) * COEF_ENTRY];
+    let con = |i: usize| coef_constraint(entry(i));
+    let mut starts = vec![0usize];
+    for i in 1..count {
+        if con(i) < con(i - 1) {
+            if starts.len() == MAX_RUNS {
+                return Ok(None);
+            }
+            starts.push(i);
+        }
+    }
+    let runs: Vec<(usize, usize)> = starts
+        .iter()
+        .zip(starts.iter().skip(1).chain([&count]))
+        .map(|(&s, &e)| (s, e))
+        .collect();
+    // No range visits an entry past the domain: its run's last entry is checked here.
+    for &(_, e) in &runs {
+        if e > 0 && con(e - 1) >= h.domain_size {
+            coef_entry(entry(e - 1), e - 1, h)?;
+        }
+    }
+    let r_inv = zkey::r_inverse();
+    let step = n.div_ceil(pieces.max(1)).max(1);
+    let mut a = vec![Fr::zero(); n];
+    let mut b = vec![Fr::zero(); n];
+    a.par_chunks_mut(step)
+        .zip(b.par_chunks_mut(step))
+        .enumerate()
+        .try_for_each(|(k, (ra, rb))| -> Result<(), FormatError> {
+            let lo = (k * step) as u32;
+            let hi = lo + ra.len() as u32;
+            for &(s, e) in &runs {
+                // The run is sorted: its entries of [lo, hi) are one stretch.
+                let first = s + partition(e - s, |j| con(s + j) < lo);
+                let end = s + partition(e - s, |j| con(s + j) < hi);
+                for i in first..end {
+                    let (matrix, coef) = coef_entry(entry(i), i, h)?;
+                    let row = (coef.constraint - lo) as usize;
+                    let v = coef.value * w[coef.signal as usize];
+                    if matrix == 0 {
+                        ra[row] += v;
+                    } else {
+                        rb[row] += v;
+                    }
+                }
+            }
+            // Each stored value is c·R: one R⁻¹ per sum instead of one per coefficient.
+            for x in ra.iter_mut().chain(rb.iter_mut()) {
+                *x *= r_inv;
+            }
+            Ok(())
+        })?;
+    Ok(Some((a, b)))
+}
+
+/// The number of leading indices in 0..len for which `below` holds (it must hold for a prefix).
+fn partition(len: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// What [`prove_once`] read from the key besides the proof.
+#[derive(Clone, Debug)]
+pub struct StreamedKey {
+    /// Time spent reading the key's parts and preparing its bases, summed over the proof
+    /// (`total` includes opening the file).
+    pub load_timings: LoadTimings,
+    /// Bytes of the largest base set prepared at one time (the bases' share of peak memory).
+    pub peak_prepared_bytes: usize,
+}
+
+/// Proves once from an opened zkey without keeping the key: each part is read just before it is
+/// needed and dropped after, so peak memory stays near the proof's vectors plus the largest query
+/// (the B2 query in G2) instead of the whole prepared key. What `rigworker prove` does for a single
+/// proof; a worker that proves the same circuit again keeps a [`PreparedKey`] instead.
+pub fn prove_once(
+    zkey: &ZkeyFile,
+    backend: Arc<dyn ProveBackend>,
+    witness: &Witness,
+    opts: ProveOptions,
+) -> Result<(ProveOutput, StreamedKey), Error> {
+    prove_once_with_blinding(zkey, backend, witness, random_fr(), random_fr(), opts)
+}
+
+/// [`prove_once`] with the given blinding factors r and s (tests; reproducible proofs).
+pub fn prove_once_with_blinding(
+    zkey: &ZkeyFile,
+    backend: Arc<dyn ProveBackend>,
+    witness: &Witness,
+    r: Fr,
+    s: Fr,
+    opts: ProveOptions,
+) -> Result<(ProveOutput, StreamedKey), Error> {
     let t = Instant::now();
-    let out = f();
-    *d = t.elapsed();
-    out
+    zkey.check_query_sizes()?;
+    let vk = zkey.verifying_key()?;
+    let mut parts = Streamed {
+        zkey,
+        vk,
+        backend,
+        timings: LoadTimings {
+            read: t.elapsed(),
+            ..LoadTimings::default()
+        },
+        peak_prepared: 0,
+    };
+    let out = run_pipeline(&mut parts, witness, r, s, opts)?;
+    let mut load_timings = parts.timings;
+    load_timings.total = load_timings.read + load_timings.prepare;
+    Ok((
+        out,
+        StreamedKey {
+            load_timings,
+            peak_prepared_bytes: parts.peak_prepared,
+        },
+    ))
+}
+
+/// The proof pipeline (see the module documentation) over a key's parts, with blinding r and s.
+fn run_pipeline(
+    key: &mut dyn KeyParts,
+    witness: &Witness,
+    r: Fr,
+    s: Fr,
+    opts: ProveOptions,
+) -> Result<ProveOutput, Error> {
+    let t_total = Instant::now();
+    let hd = key.header().clone();
+    let n = hd.domain_size as usize;
+    let mut tm = ProveTimings::default();
+    if witness.len() != hd.n_vars as usize {
+        return Err(Error::Mismatch(format!(
+            "the witness has {} values but the proving key's circuit has {} variables: they belong to different circuits",
+            witness.len(),
+            hd.n_vars
+        )));
+    }
+
+    // 1. witness
+    let t = Instant::now();
+    let w = &witness.values;
+    let w_fr: Vec<Fr> = w
+        .par_iter()
+        .map(|v| Fr::from_bigint(*v).unwrap_or_default())
+        .collect();
+    tm.witness = t.elapsed();
+
+    // 2. A·w, B·w on the domain; C = A∘B
+    let (a, b, spent) = key.evaluate_ab(&w_fr, n)?;
+    let t = Instant::now();
+    let c: Vec<Fr> = a
+        .par_iter()
+        .zip(b.par_iter())
+        .map(|(x, y)| *x * y)
+        .collect();
+    drop(w_fr);
+    tm.build_abc = spent + t.elapsed();
+
+    // 3. NTTs onto the odd coset, then d = a·b − c (the backend keeps the vectors where
+    // it computes: a GPU does all of it on the device)
+    let t = Instant::now();
+    let shift = root_of_unity(2 * n).ok_or(Error::Mismatch(format!(
+        "domain size {n} is too large for BN254's NTT"
+    )))?;
+    let d: Vec<ScalarRepr> = key.backend().quotient(a, b, c, shift)?;
+    tm.ntt = t.elapsed();
+
+    // 4. MSMs
+    let (msm_a, ta) = key.msm_g1(Query::A, w)?;
+    let (msm_b1, tb1) = key.msm_g1(Query::B1, w)?;
+    let (msm_b2, tb2) = key.msm_b2(w)?;
+    let (msm_c, tc) = key.msm_g1(Query::C, &w[hd.n_public as usize + 1..])?;
+    let (msm_h, th) = key.msm_g1(Query::H, &d)?;
+    (tm.msm_a, tm.msm_b1, tm.msm_b2, tm.msm_c, tm.msm_h) = (ta, tb1, tb2, tc, th);
+
+    // 5. blinding and assembly
+    let t = Instant::now();
+    let delta1 = hd.delta1.into_group();
+    let pi_a = hd.alpha1.into_group() + msm_a + delta1 * r;
+    let pi_b = hd.beta2.into_group() + msm_b2 + hd.delta2.into_group() * s;
+    let b1 = hd.beta1.into_group() + msm_b1 + delta1 * s;
+    let pi_c = msm_c + msm_h + pi_a * s + b1 * r - delta1 * (r * s);
+    let proof = Proof {
+        a: pi_a.into_affine(),
+        b: pi_b.into_affine(),
+        c: pi_c.into_affine(),
+    };
+    let public: Vec<Fr> = witness.public(hd.n_public as usize);
+    tm.assemble = t.elapsed();
+
+    // 6. self-check
+    if opts.self_check {
+        let t = Instant::now();
+        let ok = verifier::verify(key.vk(), &proof, &public)?;
+        tm.verify = Some(t.elapsed());
+        if !ok {
+            return Err(Error::SelfCheckFailed(
+                "the witness does not satisfy this circuit (a witness of another circuit of the same size?)".into(),
+            ));
+        }
+    }
+    tm.total = t_total.elapsed();
+    Ok(ProveOutput {
+        proof,
+        public,
+        timings: tm,
+    })
 }
 
 /// A uniformly random field element from the OS-seeded thread RNG (512 bits reduced mod r).
@@ -503,5 +805,59 @@ impl Prover {
         let (key, _) = self.cache.get(zkey)?;
         let w = Witness::load(wtns)?;
         key.prove(&w, self.options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_zkey(name: &str) -> ZkeyFile {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(format!("{name}.zkey"));
+        ZkeyFile::open(&path).unwrap()
+    }
+
+    /// The direct evaluation takes the entries as they come when they form a few sorted runs
+    /// (and then equals the parsed matrices' sums), and declines otherwise.
+    #[test]
+    fn entries_are_evaluated_in_place_when_they_form_few_runs() {
+        let z = fixture_zkey("poseidon");
+        let h = &z.header;
+        let n = h.domain_size as usize;
+        let w: Vec<Fr> = (0..h.n_vars as u64).map(|i| Fr::from(i * i + 3)).collect();
+        let coefs = z.coefs().unwrap();
+        let expected = (
+            Matrix::new(coefs.a.clone(), 3).evaluate(&w, n),
+            Matrix::new(coefs.b.clone(), 3).evaluate(&w, n),
+        );
+        let entries = z.coef_entries().unwrap().to_vec();
+        let e = COEF_ENTRY;
+        for pieces in [1, 3, 8, 1000] {
+            assert_eq!(
+                evaluate_entries(&entries, h, &w, pieces).unwrap(),
+                Some(expected.clone()),
+                "{pieces} pieces"
+            );
+        }
+        // All of A first, then all of B: two runs.
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        for x in entries.chunks_exact(e) {
+            if x[0] == 0 { &mut first } else { &mut second }.extend_from_slice(x);
+        }
+        first.extend_from_slice(&second);
+        assert_eq!(
+            evaluate_entries(&first, h, &w, 5).unwrap(),
+            Some(expected.clone())
+        );
+        // Backwards: one run per entry.
+        let reversed: Vec<u8> = entries.chunks_exact(e).rev().flatten().copied().collect();
+        assert_eq!(evaluate_entries(&reversed, h, &w, 5).unwrap(), None);
+        // A constraint past the domain at a run's end is refused like the parser refuses it.
+        let mut bad = entries.clone();
+        let last = bad.len() - e;
+        bad[last + 4..last + 8].copy_from_slice(&h.domain_size.to_le_bytes());
+        assert!(evaluate_entries(&bad, h, &w, 5).is_err());
     }
 }

@@ -18,9 +18,11 @@
 
 use std::path::Path;
 
-use ark_bn254::{Fq, Fq2};
-use ark_ff::{BigInt, Field, PrimeField};
+use ark_bn254::Fq;
+use ark_ff::Field;
 use rayon::prelude::*;
+
+use backends::prove::{PackedError, PackedG1, PackedG2};
 
 use crate::binfile::{self, BinFile, FileBytes, Section};
 use crate::{Error, FormatError, Fr, G1Affine, G2Affine};
@@ -163,46 +165,108 @@ impl ZkeyFile {
 
     /// Section 4: the A and B coefficients, checked and sorted by constraint.
     pub fn coefs(&self) -> Result<Coefs, Error> {
-        let coefs = parse_coefs(&self.bin(), &self.header).map_err(|k| self.err(k))?;
+        let coefs = parse_coefs(self.coef_entries()?, &self.header).map_err(|k| self.err(k))?;
+        self.release_coef_entries();
+        Ok(coefs)
+    }
+
+    /// Checks that every point query's section holds exactly the points the header promises,
+    /// without reading them: a reader that allocates by the header's counts (the domain's
+    /// vectors, say) before it reads the queries calls this first, so a forged header cannot make
+    /// it allocate more than the file backs.
+    pub fn check_query_sizes(&self) -> Result<(), Error> {
+        for q in [
+            Query::Ic,
+            Query::A,
+            Query::B1,
+            Query::B2,
+            Query::C,
+            Query::H,
+        ] {
+            self.query_bytes(q)?;
+        }
+        Ok(())
+    }
+
+    /// Section 4's entries as stored ([`COEF_ENTRY`] bytes each, count checked), for a reader
+    /// that evaluates the matrices without a parsed copy; [`Self::release_coef_entries`] drops
+    /// their pages after.
+    pub fn coef_entries(&self) -> Result<&[u8], Error> {
+        let bf = self.bin();
+        let s = bf.section(4).map_err(|k| self.err(k))?;
+        let mut c = bf.cursor(4, "coefficients").map_err(|k| self.err(k))?;
+        let n = c.u32().map_err(|k| self.err(k))? as u64;
+        let expected = 4 + n * COEF_ENTRY as u64;
+        if s.len as u64 != expected {
+            return Err(self.err(FormatError::SectionSize {
+                id: 4,
+                what: "coefficients",
+                expected,
+                actual: s.len as u64,
+            }));
+        }
+        c.bytes(n as usize * COEF_ENTRY).map_err(|k| self.err(k))
+    }
+
+    /// Drops the mapped pages of section 4 (after [`Self::coef_entries`] has been read).
+    pub fn release_coef_entries(&self) {
         if let Ok(s) = self.bin().section(4)
             && let Some(part) = self.file.bytes().get(s.offset..s.offset + s.len)
         {
             self.file.release(part);
         }
-        Ok(coefs)
+    }
+
+    /// The bytes of query `q`'s section, their size checked against the header.
+    fn query_bytes(&self, q: Query) -> Result<&[u8], Error> {
+        let size = if q == Query::B2 { G2_BYTES } else { G1_BYTES };
+        self.bin()
+            .section_exact(q.section(), q.name(), q.count(&self.header) * size as u64)
+            .map_err(|k| self.err(k))
+    }
+
+    fn packed_error(&self, q: Query, e: PackedError) -> Error {
+        let index = match e {
+            PackedError::NotCanonical(i) | PackedError::NotOnCurve(i) => i as u64,
+            PackedError::Length(_) => 0,
+        };
+        self.err(point_error(e, q.name(), index))
+    }
+
+    /// A G1 query (A, B1, C or H) read in place from the mapping, every point checked: a
+    /// backend prepares it without a parsed copy. [`Self::release_query`] drops its pages once
+    /// it is prepared.
+    pub fn g1_query_packed(&self, q: Query) -> Result<PackedG1<'_>, Error> {
+        if q == Query::B2 {
+            return Err(Error::Mismatch("B2 is a G2 query".into()));
+        }
+        PackedG1::new(self.query_bytes(q)?).map_err(|e| self.packed_error(q, e))
+    }
+
+    /// The B2 query read in place from the mapping, every point checked.
+    pub fn b2_query_packed(&self) -> Result<PackedG2<'_>, Error> {
+        PackedG2::new(self.query_bytes(Query::B2)?).map_err(|e| self.packed_error(Query::B2, e))
+    }
+
+    /// Drops the mapped pages of query `q` (after it was prepared from [`Self::g1_query_packed`]
+    /// or [`Self::b2_query_packed`]); reading it again maps them back in from the file.
+    pub fn release_query(&self, q: Query) {
+        if let Ok(b) = self.query_bytes(q) {
+            self.file.release(b);
+        }
     }
 
     /// A G1 query (A, B1, C, H or IC), each point checked to be on the curve.
     pub fn g1_query(&self, q: Query) -> Result<Vec<G1Affine>, Error> {
-        if q == Query::B2 {
-            return Err(Error::Mismatch("B2 is a G2 query".into()));
-        }
-        let bytes = self
-            .bin()
-            .section_exact(
-                q.section(),
-                q.name(),
-                q.count(&self.header) * G1_BYTES as u64,
-            )
-            .map_err(|k| self.err(k))?;
-        let points = g1_points(bytes, q.name()).map_err(|k| self.err(k))?;
-        self.file.release(bytes);
+        let points = self.g1_query_packed(q)?.to_affine();
+        self.release_query(q);
         Ok(points)
     }
 
     /// The B2 query (G2), each point checked to be on the curve.
     pub fn b2_query(&self) -> Result<Vec<G2Affine>, Error> {
-        let q = Query::B2;
-        let bytes = self
-            .bin()
-            .section_exact(
-                q.section(),
-                q.name(),
-                q.count(&self.header) * G2_BYTES as u64,
-            )
-            .map_err(|k| self.err(k))?;
-        let points = g2_points(bytes, q.name()).map_err(|k| self.err(k))?;
-        self.file.release(bytes);
+        let points = self.b2_query_packed()?.to_affine();
+        self.release_query(Query::B2);
         Ok(points)
     }
 }
@@ -276,63 +340,66 @@ fn parse_header(bf: &BinFile<'_>) -> Result<ZkeyHeader, FormatError> {
 }
 
 /// R⁻¹ in Fr (R = 2^256 mod r), to take one Montgomery factor off stored coefficients.
-fn r_inverse() -> Fr {
+pub fn r_inverse() -> Fr {
     // Invertible: R is a power of two and r is odd.
     Fr::from(2u64).pow([256u64]).inverse().unwrap_or_default()
 }
 
-fn parse_coefs(bf: &BinFile<'_>, h: &ZkeyHeader) -> Result<Coefs, FormatError> {
-    const ENTRY: u64 = 12 + 32;
-    let s = bf.section(4)?;
-    let mut c = bf.cursor(4, "coefficients")?;
-    let n = c.u32()? as u64;
-    // Checked before allocating: the declared count must be exactly what the section holds.
-    if s.len as u64 != 4 + n * ENTRY {
-        return Err(FormatError::SectionSize {
-            id: 4,
-            what: "coefficients",
-            expected: 4 + n * ENTRY,
-            actual: s.len as u64,
-        });
+/// Bytes of one entry of section 4: matrix, constraint, signal (u32 each), then the value.
+pub const COEF_ENTRY: usize = 12 + 32;
+
+/// The constraint an entry of section 4 belongs to (the entry's bytes 4..8).
+pub fn coef_constraint(e: &[u8]) -> u32 {
+    u32::from_le_bytes([e[4], e[5], e[6], e[7]])
+}
+
+/// Entry #`i` of section 4, checked against the header: its matrix (0 = A, 1 = B) and the
+/// coefficient, whose value is c·R as stored (one Montgomery factor too many: the caller takes it
+/// off, per coefficient or once per sum).
+pub fn coef_entry(e: &[u8], i: usize, h: &ZkeyHeader) -> Result<(u32, Coef), FormatError> {
+    let word = |k: usize| u32::from_le_bytes([e[k], e[k + 1], e[k + 2], e[k + 3]]);
+    let (matrix, constraint, signal) = (word(0), word(4), word(8));
+    let bad = |m: String| FormatError::Invalid(format!("coefficient #{i}: {m}"));
+    if matrix > 1 {
+        return Err(bad(format!("matrix {matrix} is neither A (0) nor B (1)")));
     }
-    let body = c.bytes((n * ENTRY) as usize)?;
+    if constraint >= h.domain_size {
+        return Err(bad(format!(
+            "constraint {constraint} outside the domain of {}",
+            h.domain_size
+        )));
+    }
+    if signal >= h.n_vars {
+        return Err(bad(format!(
+            "signal {signal} outside the {} variables",
+            h.n_vars
+        )));
+    }
+    let raw = binfile::canonical::<Fr>(&e[12..44]).ok_or(FormatError::NotCanonical {
+        what: "coefficient",
+        index: i as u64,
+    })?;
+    Ok((
+        matrix,
+        Coef {
+            constraint,
+            signal,
+            value: Fr::new_unchecked(raw),
+        },
+    ))
+}
+
+/// Section 4's entries (the bytes after the count) parsed, checked and split by matrix.
+fn parse_coefs(body: &[u8], h: &ZkeyHeader) -> Result<Coefs, FormatError> {
     let r_inv = r_inverse();
     let parsed: Vec<(u32, Coef)> = body
-        .par_chunks_exact(ENTRY as usize)
+        .par_chunks_exact(COEF_ENTRY)
         .enumerate()
         .map(|(i, e)| {
-            let word = |k: usize| u32::from_le_bytes([e[k], e[k + 1], e[k + 2], e[k + 3]]);
-            let (matrix, constraint, signal) = (word(0), word(4), word(8));
-            let bad = |m: String| FormatError::Invalid(format!("coefficient #{i}: {m}"));
-            if matrix > 1 {
-                return Err(bad(format!("matrix {matrix} is neither A (0) nor B (1)")));
-            }
-            if constraint >= h.domain_size {
-                return Err(bad(format!(
-                    "constraint {constraint} outside the domain of {}",
-                    h.domain_size
-                )));
-            }
-            if signal >= h.n_vars {
-                return Err(bad(format!(
-                    "signal {signal} outside the {} variables",
-                    h.n_vars
-                )));
-            }
-            let raw = binfile::canonical::<Fr>(&e[12..44]).ok_or(FormatError::NotCanonical {
-                what: "coefficient",
-                index: i as u64,
-            })?;
+            let (matrix, mut coef) = coef_entry(e, i, h)?;
             // The stored integer is c·R² (mod r); read as Montgomery form it is c·R.
-            let value = Fr::new_unchecked(raw) * r_inv;
-            Ok((
-                matrix,
-                Coef {
-                    constraint,
-                    signal,
-                    value,
-                },
-            ))
+            coef.value *= r_inv;
+            Ok((matrix, coef))
         })
         .collect::<Result<_, _>>()?;
     // Exact capacities: growing by doubling would leave up to half of each vector unused.
@@ -357,56 +424,28 @@ fn parse_coefs(bf: &BinFile<'_>, h: &ZkeyHeader) -> Result<Coefs, FormatError> {
     Ok(out)
 }
 
-#[inline]
-fn fq(b: &[u8], what: &'static str, index: u64) -> Result<Fq, FormatError> {
-    let l = binfile::limbs_le(b);
-    let v = BigInt::new(l);
-    if v >= Fq::MODULUS {
-        return Err(FormatError::NotCanonical { what, index });
+/// The format error for point `index` of `what` that the packed reader refused.
+fn point_error(e: PackedError, what: &'static str, index: u64) -> FormatError {
+    match e {
+        PackedError::NotCanonical(_) => FormatError::NotCanonical { what, index },
+        PackedError::NotOnCurve(_) => FormatError::NotOnCurve { what, index },
+        PackedError::Length(n) => {
+            FormatError::Invalid(format!("{what}: {n} bytes are not a point"))
+        }
     }
-    // Montgomery form on disk is arkworks' internal form.
-    Ok(Fq::new_unchecked(v))
 }
 
 /// A G1 point from its 64 zkey bytes; all zeros is the point at infinity.
 pub fn g1_point(b: &[u8], what: &'static str, index: u64) -> Result<G1Affine, FormatError> {
-    if b.iter().all(|&x| x == 0) {
-        return Ok(G1Affine::identity());
-    }
-    let p = G1Affine::new_unchecked(fq(&b[..32], what, index)?, fq(&b[32..64], what, index)?);
-    if !p.is_on_curve() {
-        return Err(FormatError::NotOnCurve { what, index });
-    }
-    Ok(p)
+    Ok(PackedG1::new(b)
+        .map_err(|e| point_error(e, what, index))?
+        .point(0))
 }
 
 /// A G2 point from its 128 zkey bytes (on-curve check only: the subgroup check costs a scalar
 /// multiplication per point and the prover's self-verification catches a bad key anyway).
 pub fn g2_point(b: &[u8], what: &'static str, index: u64) -> Result<G2Affine, FormatError> {
-    if b.iter().all(|&x| x == 0) {
-        return Ok(G2Affine::identity());
-    }
-    let x = Fq2::new(fq(&b[..32], what, index)?, fq(&b[32..64], what, index)?);
-    let y = Fq2::new(fq(&b[64..96], what, index)?, fq(&b[96..128], what, index)?);
-    let p = G2Affine::new_unchecked(x, y);
-    if !p.is_on_curve() {
-        return Err(FormatError::NotOnCurve { what, index });
-    }
-    Ok(p)
-}
-
-fn g1_points(bytes: &[u8], what: &'static str) -> Result<Vec<G1Affine>, FormatError> {
-    bytes
-        .par_chunks_exact(G1_BYTES)
-        .enumerate()
-        .map(|(i, b)| g1_point(b, what, i as u64))
-        .collect()
-}
-
-fn g2_points(bytes: &[u8], what: &'static str) -> Result<Vec<G2Affine>, FormatError> {
-    bytes
-        .par_chunks_exact(G2_BYTES)
-        .enumerate()
-        .map(|(i, b)| g2_point(b, what, i as u64))
-        .collect()
+    Ok(PackedG2::new(b)
+        .map_err(|e| point_error(e, what, index))?
+        .point(0))
 }

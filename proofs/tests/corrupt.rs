@@ -51,8 +51,10 @@ fn backend() -> Arc<dyn proofs::ProveBackend> {
     Arc::new(backends::prove::CpuProveBackend::new())
 }
 
-/// Loads (and, if that works, proves with) a possibly damaged zkey and witness; returns the
-/// outcome and the largest allocation made meanwhile.
+/// Loads (and, if that works, proves with) a possibly damaged zkey and witness, both with the
+/// key resident and streamed (`prove_once`, which reads the coefficients and queries only during
+/// the proof); returns the outcome and the largest allocation made meanwhile. The two ways must
+/// agree on whether the files are usable.
 fn attempt(zkey: Vec<u8>, wtns: Vec<u8>) -> (Result<(), Error>, usize) {
     LARGEST.store(0, Ordering::Relaxed);
     let res = (|| {
@@ -61,8 +63,17 @@ fn attempt(zkey: Vec<u8>, wtns: Vec<u8>) -> (Result<(), Error>, usize) {
             kind: k,
         })?;
         let z = ZkeyFile::from_bytes(FileBytes::from_vec("c.zkey", zkey))?;
-        let key = PreparedKey::from_zkey(&z, backend(), Precompute::None, Instant::now())?;
-        key.prove(&w, ProveOptions::default()).map(|_| ())
+        let streamed = proofs::prover::prove_once(&z, backend(), &w, ProveOptions::default());
+        let resident = PreparedKey::from_zkey(&z, backend(), Precompute::None, Instant::now())
+            .and_then(|key| key.prove(&w, ProveOptions::default()));
+        assert_eq!(
+            streamed.is_ok(),
+            resident.is_ok(),
+            "streamed {:?} but resident {:?}",
+            streamed.as_ref().err(),
+            resident.as_ref().err()
+        );
+        resident.map(|_| ())
     })();
     (res, LARGEST.load(Ordering::Relaxed))
 }

@@ -180,6 +180,93 @@ fn proofs_are_randomised_and_blinding_is_applied() {
         .unwrap();
 }
 
+/// A zkey with its coefficient entries (section 4) permuted by `order`: the same key to a reader
+/// that does not depend on their order.
+fn with_coefficients_reordered(zkey: &[u8], order: impl Fn(usize) -> usize) -> Vec<u8> {
+    let bf = proofs::binfile::BinFile::parse(zkey, "zkey", 1).unwrap();
+    let s = bf.section(4).unwrap();
+    let body = &zkey[s.offset + 4..s.offset + s.len];
+    let n = body.len() / proofs::zkey::COEF_ENTRY;
+    let mut out = zkey.to_vec();
+    for i in 0..n {
+        let j = order(i) % n;
+        let e = proofs::zkey::COEF_ENTRY;
+        out[s.offset + 4 + i * e..][..e].copy_from_slice(&body[j * e..][..e]);
+    }
+    out
+}
+
+/// A single proof streams the key ([`proofs::prover::prove_once`]: coefficients evaluated
+/// straight from the file, each query read just before its MSM) and must give exactly the proof
+/// of a resident key: snarkjs's layout (A and B interleaved per constraint), our synthetic
+/// keys' (all of A, then all of B: two runs), and entries in no order at all (parsed instead).
+#[test]
+fn a_streamed_proof_equals_the_resident_one() {
+    let dir = std::env::temp_dir().join(format!("rigworker-stream-{}", std::process::id()));
+    let c = proofs::synth::generate(300).unwrap();
+    proofs::synth::write(&c, &dir, "chain").unwrap();
+    let mut cases: Vec<(String, Vec<u8>, Witness)> = CIRCUITS
+        .iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                std::fs::read(fixture(n, "zkey")).unwrap(),
+                Witness::load(&fixture(n, "wtns")).unwrap(),
+            )
+        })
+        .collect();
+    cases.push((
+        "synthetic".into(),
+        std::fs::read(dir.join("chain.zkey")).unwrap(),
+        c.witness.clone(),
+    ));
+    let posei = std::fs::read(fixture("poseidon", "zkey")).unwrap();
+    let pw = Witness::load(&fixture("poseidon", "wtns")).unwrap();
+    // A stride coprime to the count visits every entry once, in scrambled order.
+    let bf = proofs::binfile::BinFile::parse(&posei, "zkey", 1).unwrap();
+    let count = (bf.section(4).unwrap().len - 4) / proofs::zkey::COEF_ENTRY;
+    let stride = (1..count)
+        .rev()
+        .find(|k| gcd(*k, count) == 1 && *k < count / 2 + 7)
+        .unwrap();
+    cases.push((
+        "poseidon, scrambled coefficients".into(),
+        with_coefficients_reordered(&posei, |i| i * stride),
+        pw.clone(),
+    ));
+    cases.push((
+        "poseidon, coefficients reversed".into(),
+        with_coefficients_reordered(&posei, |i| count - 1 - i),
+        pw,
+    ));
+    let (r, s) = (Fr::from(5u64), Fr::from(7u64));
+    for (name, bytes, w) in cases {
+        let z = ZkeyFile::from_bytes(proofs::binfile::FileBytes::from_vec(&name, bytes)).unwrap();
+        let resident =
+            PreparedKey::from_zkey(&z, backend(), Precompute::None, std::time::Instant::now())
+                .unwrap()
+                .prove_with_blinding(&w, r, s, ProveOptions::default())
+                .unwrap();
+        let (streamed, figures) = proofs::prover::prove_once_with_blinding(
+            &z,
+            backend(),
+            &w,
+            r,
+            s,
+            ProveOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(streamed.proof, resident.proof, "{name}");
+        assert_eq!(streamed.public, resident.public, "{name}");
+        assert!(figures.peak_prepared_bytes > 0, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 #[test]
 fn r1cs_reader_checks_witnesses() {
     for name in CIRCUITS {

@@ -376,6 +376,8 @@ fn prove_writes_snarkjs_files_that_verify_and_bad_files_are_clear_errors() {
         assert!(phases.contains(&p), "{p} in {phases:?}");
     }
     assert!(report["peak_rss_bytes"].as_u64().unwrap() > 0);
+    // A single proof streams the key: each part read just before it is needed.
+    assert_eq!(report["key_streamed"], true, "{report}");
     let o = run(
         &[
             "verify",
@@ -471,6 +473,14 @@ fn bench_work_prove_reports_phases_and_msm_ratios_as_json() {
     assert_eq!(prove.len(), 2, "with and without tables: {r}");
     for p in prove {
         assert_eq!(p["circuit"], "mulchain");
+        // Rows without tables also report the peak of one proof that streams the key.
+        assert_eq!(
+            p["single_proof_peak_rss_bytes"]
+                .as_u64()
+                .is_some_and(|b| b > 0),
+            p["precompute"] == false,
+            "{p}"
+        );
         assert!(
             p["phases_ms"]
                 .as_array()

@@ -5,8 +5,8 @@ use ark_ff::{Field, Zero};
 
 use super::msm::{MsmConfig, PreparedMsm};
 use super::{
-    Fr, G1Affine, G1Msm, G2Affine, G2Msm, Precompute, ProveBackend, ProveError, ScalarRepr, glv,
-    ntt,
+    Fr, G1Affine, G1Msm, G2Affine, G2Msm, PackedG1, PackedG2, Precompute, ProveBackend, ProveError,
+    ScalarRepr, glv, ntt,
 };
 use std::sync::Arc;
 
@@ -61,6 +61,24 @@ impl ProveBackend for CpuProveBackend {
 
     fn prepare_g2(&self, bases: &[G2Affine], pre: Precompute) -> Result<G2Msm, ProveError> {
         let m = PreparedMsm::<ark_bn254::g2::Config>::new(
+            bases,
+            self.config(bases.len(), pre),
+            &betas_g2(),
+        )?;
+        Ok(Arc::new(m))
+    }
+
+    fn prepare_g1_packed(&self, bases: PackedG1<'_>, pre: Precompute) -> Result<G1Msm, ProveError> {
+        let m = PreparedMsm::<ark_bn254::g1::Config>::from_packed(
+            bases,
+            self.config(bases.len(), pre),
+            &betas_g1(),
+        )?;
+        Ok(Arc::new(m))
+    }
+
+    fn prepare_g2_packed(&self, bases: PackedG2<'_>, pre: Precompute) -> Result<G2Msm, ProveError> {
+        let m = PreparedMsm::<ark_bn254::g2::Config>::from_packed(
             bases,
             self.config(bases.len(), pre),
             &betas_g2(),

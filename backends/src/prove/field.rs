@@ -77,9 +77,12 @@ pub type SimdScratch = super::ifma::Scratch;
 #[derive(Default)]
 pub struct SimdScratch;
 
-/// p, then −p⁻¹ mod 2^64: the assembly reads both through one pointer.
+/// A modulus, then −modulus⁻¹ mod 2^64: the assembly reads both through one pointer.
+type ModulusConsts = [u64; 5];
+
+/// BN254's base field: p (G1 and G2 coordinates, the MSM).
 #[cfg(target_arch = "x86_64")]
-static FQ_CONSTS: [u64; 5] = [
+static FQ_CONSTS: ModulusConsts = [
     0x3c208c16d87cfd47,
     0x97816a916871ca8d,
     0xb85045b68181585d,
@@ -87,13 +90,24 @@ static FQ_CONSTS: [u64; 5] = [
     0x87d20782e4866389,
 ];
 
-/// a·b·2^-256 mod p for a, b < p (Montgomery form), result < p.
+/// BN254's scalar field: r (the NTTs).
+#[cfg(target_arch = "x86_64")]
+static FR_CONSTS: ModulusConsts = [
+    0x43e1f593f0000001,
+    0x2833e84879b97091,
+    0xb85045b68181585d,
+    0x30644e72e131a029,
+    0xc2e1f593efffffff,
+];
+
+/// a·b·2^-256 mod m for a, b < m (Montgomery form), result < m; m is `consts`' modulus, whose
+/// top limb must be below 2^63 − 1 (both of BN254's fields qualify).
 ///
 /// # Safety
 /// The CPU must support BMI2 and ADX.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn mont_mul_adx(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+unsafe fn mont_mul_adx(a: &[u64; 4], b: &[u64; 4], consts: &ModulusConsts) -> [u64; 4] {
     let (r0, r1, r2, r4): (u64, u64, u64, u64);
     // CIOS with the "no carry" shortcut (p's top limb is below 2^63 - 1): after each of the
     // four rounds the running value t < 2p fits four limbs plus one, so no sixth word exists.
@@ -228,7 +242,7 @@ unsafe fn mont_mul_adx(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
             "adcx {r2}, rax",
             a = in(reg) a.as_ptr(),
             b = in(reg) b.as_ptr(),
-            p = in(reg) FQ_CONSTS.as_ptr(),
+            p = in(reg) consts.as_ptr(),
             r0 = out(reg) r0,
             r1 = out(reg) r1,
             r2 = out(reg) r2,
@@ -241,7 +255,7 @@ unsafe fn mont_mul_adx(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
             options(pure, readonly, nostack),
         );
     }
-    reduce_once([r4, r0, r1, r2])
+    reduce_once([r4, r0, r1, r2], consts)
 }
 
 /// BN254's base-field modulus p.
@@ -252,13 +266,13 @@ const P: [u64; 4] = [
     0x30644e72e131a029,
 ];
 
-/// t − p if t ≥ p, for t < 2p.
+/// t − m if t ≥ m, for t < 2m (m: the first four limbs of `m`).
 #[inline(always)]
-fn reduce_once(t: [u64; 4]) -> [u64; 4] {
-    let (s0, b0) = t[0].overflowing_sub(P[0]);
-    let (s1, b1) = sub_borrow(t[1], P[1], b0);
-    let (s2, b2) = sub_borrow(t[2], P[2], b1);
-    let (s3, b3) = sub_borrow(t[3], P[3], b2);
+fn reduce_once(t: [u64; 4], m: &[u64]) -> [u64; 4] {
+    let (s0, b0) = t[0].overflowing_sub(m[0]);
+    let (s1, b1) = sub_borrow(t[1], m[1], b0);
+    let (s2, b2) = sub_borrow(t[2], m[2], b1);
+    let (s3, b3) = sub_borrow(t[3], m[3], b2);
     if b3 { t } else { [s0, s1, s2, s3] }
 }
 
@@ -343,7 +357,7 @@ fn redc(mut t: [u64; 8]) -> [u64; 4] {
         top = (s >> 64) as u64;
     }
     // t < p·2^256 leaves (t + m·p)/2^256 < 2p < 2^255: `top` is zero here.
-    reduce_once([t[4], t[5], t[6], t[7]])
+    reduce_once([t[4], t[5], t[6], t[7]], &P)
 }
 
 /// Karatsuba in Fq2 with one Montgomery reduction per output coefficient instead of one per
@@ -369,8 +383,21 @@ fn fq_mul<const ADX: bool>(a: &Fq, b: &Fq) -> Fq {
     #[cfg(target_arch = "x86_64")]
     if ADX {
         // SAFETY: ADX is true only when `adx_available()` returned true.
-        let r = unsafe { mont_mul_adx(&(a.0).0, &(b.0).0) };
+        let r = unsafe { mont_mul_adx(&(a.0).0, &(b.0).0, &FQ_CONSTS) };
         return Fq::new_unchecked(ark_ff::BigInt(r));
+    }
+    *a * b
+}
+
+/// a·b in BN254's scalar field, with the `mulx` assembly when `ADX` (which callers set only
+/// after [`adx_available`] said so): the NTTs' multiplication.
+#[inline(always)]
+pub fn fr_mul<const ADX: bool>(a: &ark_bn254::Fr, b: &ark_bn254::Fr) -> ark_bn254::Fr {
+    #[cfg(target_arch = "x86_64")]
+    if ADX {
+        // SAFETY: ADX is true only when `adx_available()` returned true.
+        let r = unsafe { mont_mul_adx(&(a.0).0, &(b.0).0, &FR_CONSTS) };
+        return ark_bn254::Fr::new_unchecked(ark_ff::BigInt(r));
     }
     *a * b
 }
@@ -542,6 +569,33 @@ mod tests {
             let b = Fq2::rand(&mut rng);
             assert_eq!(a.mul_with::<true>(&b), a * b);
             assert_eq!(a.square_with::<true>(), a.square());
+        }
+    }
+
+    /// The same assembly with the scalar field's modulus (the NTTs'), on Fr's edges and random
+    /// values; the constants are checked against arkworks' own.
+    #[test]
+    fn adx_scalar_field_multiplication_matches_arkworks() {
+        use ark_bn254::Fr;
+        use ark_ff::{MontConfig, PrimeField};
+        assert_eq!(FR_CONSTS[..4], Fr::MODULUS.0);
+        assert_eq!(FR_CONSTS[4], <ark_bn254::FrConfig as MontConfig<4>>::INV);
+        assert_eq!(FQ_CONSTS[..4], Fq::MODULUS.0);
+        assert_eq!(FQ_CONSTS[4], <ark_bn254::FqConfig as MontConfig<4>>::INV);
+        let mut rng = ark_std::test_rng();
+        let mut values = vec![Fr::zero(), Fr::from(1u64), -Fr::from(1u64), -Fr::from(2u64)];
+        // Stored limbs at their largest canonical value and just below.
+        let mut top = Fr::MODULUS;
+        top.0[0] -= 1;
+        values.push(Fr::new_unchecked(top));
+        values.extend((0..1500).map(|_| Fr::rand(&mut rng)));
+        for a in &values {
+            for b in values.iter().take(40) {
+                assert_eq!(fr_mul::<false>(a, b), *a * b);
+                if adx_available() {
+                    assert_eq!(fr_mul::<true>(a, b), *a * b, "{a} · {b}");
+                }
+            }
         }
     }
 

@@ -21,21 +21,43 @@
 mod imp {
     use std::arch::x86_64::*;
 
-    use ark_bn254::{Fq, Fq2};
+    use ark_bn254::{Fq, Fq2, Fr};
     use ark_ff::One;
 
     use crate::prove::field::BatchField;
 
-    /// p in 52-bit limbs.
-    const P52: [u64; 5] = [
-        0x8c16d87cfd47,
-        0x916871ca8d3c2,
-        0x181585d97816a,
-        0xa029b85045b68,
-        0x30644e72e131,
-    ];
-    /// −p⁻¹ mod 2^52.
-    const PINV52: u64 = 0x20782e4866389;
+    /// A prime below 2^254 in 52-bit limbs, with −m⁻¹ mod 2^52: what the lane arithmetic
+    /// reduces by.
+    pub(super) trait Modulus52 {
+        const LIMBS: [u64; 5];
+        const INV: u64;
+    }
+
+    /// BN254's base field p (the MSM's coordinates).
+    pub(super) struct BaseField;
+    impl Modulus52 for BaseField {
+        const LIMBS: [u64; 5] = [
+            0x8c16d87cfd47,
+            0x916871ca8d3c2,
+            0x181585d97816a,
+            0xa029b85045b68,
+            0x30644e72e131,
+        ];
+        const INV: u64 = 0x20782e4866389;
+    }
+
+    /// BN254's scalar field r (the NTTs).
+    pub(super) struct ScalarField;
+    impl Modulus52 for ScalarField {
+        const LIMBS: [u64; 5] = [
+            0x1f593f0000001,
+            0x4879b9709143e,
+            0x181585d2833e8,
+            0xa029b85045b68,
+            0x30644e72e131,
+        ];
+        const INV: u64 = 0x1f593efffffff;
+    }
     const MASK52: u64 = (1 << 52) - 1;
 
     /// Eight field elements, limb `j` of lane `l` in lane `l` of `self.0[j]`; every limb below
@@ -88,12 +110,12 @@ mod imp {
     /// r − p where that is not negative, for normalised limbs of r < 2p.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn reduce_once(r: [__m512i; 5]) -> V {
+    fn reduce_once<M: Modulus52>(r: [__m512i; 5]) -> V {
         let m = splat(MASK52);
         let mut s = [_mm512_setzero_si512(); 5];
         let mut borrow = _mm512_setzero_si512();
         for j in 0..5 {
-            let d = _mm512_sub_epi64(_mm512_sub_epi64(r[j], splat(P52[j])), borrow);
+            let d = _mm512_sub_epi64(_mm512_sub_epi64(r[j], splat(M::LIMBS[j])), borrow);
             borrow = _mm512_srli_epi64(d, 63);
             s[j] = _mm512_and_si512(d, m);
         }
@@ -108,7 +130,7 @@ mod imp {
     /// a·b in arkworks' Montgomery form (a·b·2^-256 of the stored values).
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
-    fn mul(a: V, b: V) -> V {
+    fn mul_mod<M: Modulus52>(a: V, b: V) -> V {
         let m = splat(MASK52);
         let z = _mm512_setzero_si512();
         let a = a.0;
@@ -129,7 +151,7 @@ mod imp {
             ),
             _mm512_or_si512(_mm512_slli_epi64(a[4], 4), _mm512_srli_epi64(a[3], 48)),
         ];
-        let pinv = splat(PINV52);
+        let pinv = splat(M::INV);
         // Operand scanning over b's limbs. Each accumulator gets at most four 52-bit terms per
         // round and keeps them for at most five rounds: below 2^57, no 64-bit overflow.
         let mut t = [z; 6];
@@ -141,7 +163,7 @@ mod imp {
             }
             let q = _mm512_madd52lo_epu64(z, t[0], pinv);
             for j in 0..5 {
-                let pj = splat(P52[j]);
+                let pj = splat(M::LIMBS[j]);
                 t[j] = _mm512_madd52lo_epu64(t[j], pj, q);
                 t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], pj, q);
             }
@@ -160,13 +182,27 @@ mod imp {
             r[j] = _mm512_and_si512(v, m);
             c = _mm512_srli_epi64(v, 52);
         }
-        reduce_once(r)
+        reduce_once::<M>(r)
+    }
+
+    /// a·b mod p.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn mul(a: V, b: V) -> V {
+        mul_mod::<BaseField>(a, b)
     }
 
     /// a − b mod p.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn sub(a: V, b: V) -> V {
+        sub_mod::<BaseField>(a, b)
+    }
+
+    /// a − b mod m.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sub_mod<M: Modulus52>(a: V, b: V) -> V {
         let m = splat(MASK52);
         let mut r = [_mm512_setzero_si512(); 5];
         let mut c = _mm512_setzero_si512();
@@ -180,7 +216,7 @@ mod imp {
         let mut c = _mm512_setzero_si512();
         for j in 0..5 {
             let v = _mm512_add_epi64(
-                _mm512_add_epi64(r[j], _mm512_maskz_mov_epi64(neg, splat(P52[j]))),
+                _mm512_add_epi64(r[j], _mm512_maskz_mov_epi64(neg, splat(M::LIMBS[j]))),
                 c,
             );
             r[j] = _mm512_and_si512(v, m);
@@ -281,6 +317,13 @@ mod imp {
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn add(a: V, b: V) -> V {
+        add_mod::<BaseField>(a, b)
+    }
+
+    /// a + b mod m.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add_mod<M: Modulus52>(a: V, b: V) -> V {
         let m = splat(MASK52);
         let mut r = [_mm512_setzero_si512(); 5];
         let mut c = _mm512_setzero_si512();
@@ -289,7 +332,7 @@ mod imp {
             r[j] = _mm512_and_si512(v, m);
             c = _mm512_srli_epi64(v, 52);
         }
-        reduce_once(r)
+        reduce_once::<M>(r)
     }
 
     /// Eight Fq2 elements (c0 + c1·u, u² = −1).
@@ -575,6 +618,148 @@ mod imp {
         from_lanes2
     );
 
+    /// Eight consecutive scalar-field elements at `p` (arkworks' layout: four 64-bit limbs
+    /// each) as lanes: an 8×4 transpose in eight two-source permutes.
+    ///
+    /// # Safety
+    /// `p` must point at 32 readable u64.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load8(p: *const u64) -> [__m512i; 4] {
+        // SAFETY: the caller's 32 u64, read as four unaligned 64-byte vectors.
+        let r: [__m512i; 4] =
+            std::array::from_fn(|k| unsafe { _mm512_loadu_si512(p.add(8 * k) as *const __m512i) });
+        let idx = |v: [i64; 8]| _mm512_set_epi64(v[7], v[6], v[5], v[4], v[3], v[2], v[1], v[0]);
+        let (ia, ib) = (
+            idx([0, 4, 8, 12, 1, 5, 9, 13]),
+            idx([2, 6, 10, 14, 3, 7, 11, 15]),
+        );
+        let t0 = _mm512_permutex2var_epi64(r[0], ia, r[1]);
+        let t1 = _mm512_permutex2var_epi64(r[0], ib, r[1]);
+        let t2 = _mm512_permutex2var_epi64(r[2], ia, r[3]);
+        let t3 = _mm512_permutex2var_epi64(r[2], ib, r[3]);
+        let (lo, hi) = (
+            idx([0, 1, 2, 3, 8, 9, 10, 11]),
+            idx([4, 5, 6, 7, 12, 13, 14, 15]),
+        );
+        [
+            _mm512_permutex2var_epi64(t0, lo, t2),
+            _mm512_permutex2var_epi64(t0, hi, t2),
+            _mm512_permutex2var_epi64(t1, lo, t3),
+            _mm512_permutex2var_epi64(t1, hi, t3),
+        ]
+    }
+
+    /// The inverse of [`load8`]: lanes back to eight elements at `p`.
+    ///
+    /// # Safety
+    /// `p` must point at 32 writable u64.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store8(p: *mut u64, l: [__m512i; 4]) {
+        let idx = |v: [i64; 8]| _mm512_set_epi64(v[7], v[6], v[5], v[4], v[3], v[2], v[1], v[0]);
+        let (za, zb) = (
+            idx([0, 8, 1, 9, 2, 10, 3, 11]),
+            idx([4, 12, 5, 13, 6, 14, 7, 15]),
+        );
+        let u0 = _mm512_permutex2var_epi64(l[0], za, l[1]);
+        let u1 = _mm512_permutex2var_epi64(l[2], za, l[3]);
+        let u2 = _mm512_permutex2var_epi64(l[0], zb, l[1]);
+        let u3 = _mm512_permutex2var_epi64(l[2], zb, l[3]);
+        let (lo, hi) = (
+            idx([0, 1, 8, 9, 2, 3, 10, 11]),
+            idx([4, 5, 12, 13, 6, 7, 14, 15]),
+        );
+        let r = [
+            _mm512_permutex2var_epi64(u0, lo, u1),
+            _mm512_permutex2var_epi64(u0, hi, u1),
+            _mm512_permutex2var_epi64(u2, lo, u3),
+            _mm512_permutex2var_epi64(u2, hi, u3),
+        ];
+        for (k, v) in r.iter().enumerate() {
+            // SAFETY: the caller's 32 u64, written as four unaligned 64-byte vectors.
+            unsafe { _mm512_storeu_si512(p.add(8 * k) as *mut __m512i, *v) };
+        }
+    }
+
+    fn limbs_ptr(x: &[Fr]) -> *const u64 {
+        x.as_ptr() as *const u64
+    }
+
+    fn limbs_mut(x: &mut [Fr]) -> *mut u64 {
+        x.as_mut_ptr() as *mut u64
+    }
+
+    /// The inverse (decimation-in-frequency) butterflies of `ntt`'s `dif_span`, eight at a
+    /// time: (a, b) → (a + b, (b − a)·tw\[h − j\]) for j = j0 + k.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 IFMA; `lo` and `hi` have the same length, a
+    /// multiple of 8; j0 ≥ 1 and j0 + len ≤ h = `tw.len()`, so every twiddle index is inside
+    /// `tw`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub unsafe fn dif_span8(lo: &mut [Fr], hi: &mut [Fr], j0: usize, tw: &[Fr]) {
+        let h = tw.len();
+        let rev = _mm512_set_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+        for k in (0..lo.len()).step_by(8) {
+            let j = j0 + k;
+            // SAFETY: k + 8 ≤ len for both halves; tw[h − j − 7 ..= h − j] lies in tw because
+            // 1 ≤ j and j + 7 < h.
+            unsafe {
+                let a = from64(load8(limbs_ptr(&lo[k..])));
+                let b = from64(load8(limbs_ptr(&hi[k..])));
+                let w = load8(limbs_ptr(&tw[h - j - 7..]));
+                let w = from64(w.map(|x| _mm512_permutexvar_epi64(rev, x)));
+                let s = add_mod::<ScalarField>(a, b);
+                let d = mul_mod::<ScalarField>(sub_mod::<ScalarField>(b, a), w);
+                store8(limbs_mut(&mut lo[k..]), to64(s));
+                store8(limbs_mut(&mut hi[k..]), to64(d));
+            }
+        }
+    }
+
+    /// The forward (decimation-in-time) butterflies of `ntt`'s `dit_span`, eight at a time:
+    /// (a, b) → (a + tw\[j\]·b, a − tw\[j\]·b) for j = j0 + k.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 IFMA; `lo` and `hi` have the same length, a
+    /// multiple of 8, and j0 + len ≤ `tw.len()`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub unsafe fn dit_span8(lo: &mut [Fr], hi: &mut [Fr], j0: usize, tw: &[Fr]) {
+        for k in (0..lo.len()).step_by(8) {
+            // SAFETY: k + 8 ≤ len for both halves and j0 + k + 8 ≤ tw.len().
+            unsafe {
+                let a = from64(load8(limbs_ptr(&lo[k..])));
+                let b = from64(load8(limbs_ptr(&hi[k..])));
+                let w = from64(load8(limbs_ptr(&tw[j0 + k..])));
+                let y = mul_mod::<ScalarField>(b, w);
+                store8(limbs_mut(&mut lo[k..]), to64(add_mod::<ScalarField>(a, y)));
+                store8(limbs_mut(&mut hi[k..]), to64(sub_mod::<ScalarField>(a, y)));
+            }
+        }
+    }
+
+    /// x\[i\] ·= f\[i\]·o for every i (the NTT's scaling between the transforms), eight at a
+    /// time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512 IFMA; `x` and `f` have the same length, a
+    /// multiple of 8.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub unsafe fn scale8(x: &mut [Fr], f: &[Fr], o: &Fr) {
+        let l = (o.0).0;
+        let ov = from64([splat(l[0]), splat(l[1]), splat(l[2]), splat(l[3])]);
+        for k in (0..x.len()).step_by(8) {
+            // SAFETY: k + 8 ≤ len for both.
+            unsafe {
+                let a = from64(load8(limbs_ptr(&x[k..])));
+                let b = from64(load8(limbs_ptr(&f[k..])));
+                let r = mul_mod::<ScalarField>(a, mul_mod::<ScalarField>(b, ov));
+                store8(limbs_mut(&mut x[k..]), to64(r));
+            }
+        }
+    }
+
     /// True when this CPU has AVX-512F and AVX-512 IFMA.
     pub fn available() -> bool {
         static IFMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -588,6 +773,54 @@ mod imp {
     mod tests {
         use super::*;
         use ark_ff::UniformRand;
+
+        /// The NTT kernels' lane arithmetic over the scalar field r, edges included, through
+        /// the same transposing loads and stores the kernels use.
+        #[test]
+        fn scalar_field_lanes_match_arkworks() {
+            if !available() {
+                eprintln!("skipping: this CPU has no AVX-512 IFMA");
+                return;
+            }
+            use ark_ff::{PrimeField, UniformRand};
+            let mut rng = ark_std::test_rng();
+            let mut top = Fr::MODULUS;
+            top.0[0] -= 1;
+            let edge = [
+                Fr::from(0u64),
+                Fr::from(1u64),
+                -Fr::from(1u64),
+                -Fr::from(2u64),
+                Fr::new_unchecked(top),
+            ];
+            for round in 0..300 {
+                let pick = |k: usize, rng: &mut _| -> [Fr; 8] {
+                    std::array::from_fn(|l| {
+                        if round < 25 {
+                            edge[(k * round + l) % 5]
+                        } else {
+                            Fr::rand(rng)
+                        }
+                    })
+                };
+                let a = pick(1, &mut rng);
+                let b = pick(3, &mut rng);
+                let mut out = [[Fr::from(0u64); 8]; 3];
+                // SAFETY: IFMA checked above; each array holds eight elements (32 u64).
+                unsafe {
+                    let va = from64(load8(limbs_ptr(&a)));
+                    let vb = from64(load8(limbs_ptr(&b)));
+                    store8(limbs_mut(&mut out[0]), to64(mul_mod::<ScalarField>(va, vb)));
+                    store8(limbs_mut(&mut out[1]), to64(add_mod::<ScalarField>(va, vb)));
+                    store8(limbs_mut(&mut out[2]), to64(sub_mod::<ScalarField>(va, vb)));
+                }
+                for l in 0..8 {
+                    assert_eq!(out[0][l].0, (a[l] * b[l]).0, "{} · {}", a[l], b[l]);
+                    assert_eq!(out[1][l].0, (a[l] + b[l]).0, "{} + {}", a[l], b[l]);
+                    assert_eq!(out[2][l].0, (a[l] - b[l]).0, "{} − {}", a[l], b[l]);
+                }
+            }
+        }
 
         #[test]
         fn lane_arithmetic_matches_arkworks() {
@@ -651,7 +884,7 @@ mod imp {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub use imp::{Scratch, add_batch_g1, add_batch_g2, available};
+pub use imp::{Scratch, add_batch_g1, add_batch_g2, available, dif_span8, dit_span8, scale8};
 
 /// No IFMA off x86-64.
 #[cfg(not(target_arch = "x86_64"))]

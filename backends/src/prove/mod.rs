@@ -22,6 +22,7 @@ pub mod ifma;
 pub mod inverse;
 pub mod msm;
 pub mod ntt;
+pub mod packed;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,12 @@ use rayon::prelude::*;
 pub use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 pub use cpu::CpuProveBackend;
 pub use msm::MsmConfig;
+pub use packed::{PackedError, PackedPoints};
+
+/// G1 points as a zkey stores them, checked.
+pub type PackedG1<'a> = PackedPoints<'a, ark_bn254::g1::Config>;
+/// G2 points as a zkey stores them, checked.
+pub type PackedG2<'a> = PackedPoints<'a, ark_bn254::g2::Config>;
 
 /// A scalar in canonical form (little-endian 64-bit limbs, value < r).
 pub type ScalarRepr = ark_ff::BigInt<4>;
@@ -94,6 +101,15 @@ pub trait ProveBackend: Send + Sync {
     fn prepare_g1(&self, bases: &[G1Affine], pre: Precompute) -> Result<G1Msm, ProveError>;
     /// Prepares G2 bases for repeated MSMs.
     fn prepare_g2(&self, bases: &[G2Affine], pre: Precompute) -> Result<G2Msm, ProveError>;
+    /// [`Self::prepare_g1`] from points as a proving key stores them. A backend with its own
+    /// layout reads them once into it (the CPU does); the default parses them first.
+    fn prepare_g1_packed(&self, bases: PackedG1<'_>, pre: Precompute) -> Result<G1Msm, ProveError> {
+        self.prepare_g1(&bases.to_affine(), pre)
+    }
+    /// [`Self::prepare_g2`] from points as a proving key stores them.
+    fn prepare_g2_packed(&self, bases: PackedG2<'_>, pre: Precompute) -> Result<G2Msm, ProveError> {
+        self.prepare_g2(&bases.to_affine(), pre)
+    }
     /// In-place inverse NTT: evaluations on the subgroup of size `values.len()` (a power of
     /// two) → coefficients. The length never changes (a `Vec` because arkworks wants one).
     fn intt(&self, values: &mut Vec<Fr>) -> Result<(), ProveError>;

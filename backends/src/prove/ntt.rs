@@ -16,13 +16,16 @@
 //! - one twiddle table serves both directions: `T[h + j] = ω_{2h}^j`, and the inverse
 //!   butterfly's ω_{2h}^{−j} = −ω_{2h}^{h−j} costs nothing more than swapping a subtraction.
 //!
-//! The multiplication is arkworks' (measured here within about 10 % of our `mulx` assembly per
-//! operation, see `super::field`); what this module saves is passes over memory. The root of
+//! The butterflies and the scaling multiply with the MSM's `mulx` assembly
+//! ([`super::field::fr_mul`]) on the IFMA and ADX paths, arkworks' multiplication on the
+//! portable one; most of what this module saves is passes over memory. The root of
 //! unity is [`super::root_of_unity`]'s, the one snarkjs and rapidsnark use.
 
 use ark_ff::{Field, One, PrimeField};
 use rayon::prelude::*;
 
+use super::field::{adx_available, fr_mul};
+use super::ifma;
 use super::{Fr, ProveError, ScalarRepr, root_of_unity};
 
 /// Elements per cache block (2^13 · 32 bytes = 256 KiB, well inside a core's L2).
@@ -73,46 +76,80 @@ impl Twiddles {
 }
 
 /// Inverse butterflies of one level over groups of 2h: (a, b) → (a + b, (a − b)·ω_{2h}^{−j}).
-fn dif_level(v: &mut [Fr], h: usize, tw: &[Fr]) {
+fn dif_level<const ADX: bool, const IFMA: bool>(v: &mut [Fr], h: usize, tw: &[Fr]) {
     for group in v.chunks_exact_mut(2 * h) {
         let (lo, hi) = group.split_at_mut(h);
-        dif_span(lo, hi, 0, h, tw);
+        dif_span::<ADX, IFMA>(lo, hi, 0, h, tw);
     }
 }
 
-/// The butterflies j0..j0+lo.len() of one inverse group (`tw` the whole level).
+/// The butterflies j0..j0+lo.len() of one inverse group (`tw` the whole level): eight at a
+/// time in IFMA lanes when `IFMA` (set only where the CPU has it).
 #[inline]
-fn dif_span(lo: &mut [Fr], hi: &mut [Fr], j0: usize, h: usize, tw: &[Fr]) {
+fn dif_span<const ADX: bool, const IFMA: bool>(
+    lo: &mut [Fr],
+    hi: &mut [Fr],
+    j0: usize,
+    h: usize,
+    tw: &[Fr],
+) {
+    if IFMA && lo.len().is_multiple_of(8) && lo.len() >= 16 {
+        // j = 0 has no entry in the level's table (its factor is 1): the first eight run on
+        // the scalar path.
+        let skip = if j0 == 0 { 8 } else { 0 };
+        let (lo_head, lo_rest) = lo.split_at_mut(skip);
+        let (hi_head, hi_rest) = hi.split_at_mut(skip);
+        dif_scalar::<ADX>(lo_head, hi_head, j0, h, tw);
+        // SAFETY: IFMA is set only where `ifma::available()`; both halves have the same length,
+        // a multiple of 8, and j0 + skip ≥ 1 with j0 + len ≤ h = tw.len().
+        unsafe { ifma::dif_span8(lo_rest, hi_rest, j0 + skip, tw) };
+        return;
+    }
+    dif_scalar::<ADX>(lo, hi, j0, h, tw);
+}
+
+#[inline]
+fn dif_scalar<const ADX: bool>(lo: &mut [Fr], hi: &mut [Fr], j0: usize, h: usize, tw: &[Fr]) {
     for (k, (a, b)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
         let j = j0 + k;
         let (x, y) = (*a, *b);
         *a = x + y;
         // ω_{2h}^{−j} = −ω_{2h}^{h−j}, so (x − y)·ω^{−j} = (y − x)·ω_{2h}^{h−j}.
-        *b = if j == 0 { x - y } else { (y - x) * tw[h - j] };
+        *b = if j == 0 {
+            x - y
+        } else {
+            fr_mul::<ADX>(&(y - x), &tw[h - j])
+        };
     }
 }
 
 /// Forward butterflies of one level over groups of 2h: (a, b) → (a + ω_{2h}^j·b, a − ω_{2h}^j·b).
-fn dit_level(v: &mut [Fr], h: usize, tw: &[Fr]) {
+fn dit_level<const ADX: bool, const IFMA: bool>(v: &mut [Fr], h: usize, tw: &[Fr]) {
     for group in v.chunks_exact_mut(2 * h) {
         let (lo, hi) = group.split_at_mut(h);
-        dit_span(lo, hi, 0, tw);
+        dit_span::<ADX, IFMA>(lo, hi, 0, tw);
     }
 }
 
 #[inline]
-fn dit_span(lo: &mut [Fr], hi: &mut [Fr], j0: usize, tw: &[Fr]) {
+fn dit_span<const ADX: bool, const IFMA: bool>(lo: &mut [Fr], hi: &mut [Fr], j0: usize, tw: &[Fr]) {
+    if IFMA && lo.len().is_multiple_of(8) && lo.len() >= 8 {
+        // SAFETY: IFMA is set only where `ifma::available()`; both halves have the same length,
+        // a multiple of 8, and j0 + len ≤ tw.len() (tw\[0\] = 1 covers j = 0).
+        unsafe { ifma::dit_span8(lo, hi, j0, tw) };
+        return;
+    }
     for (k, (a, b)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
         let j = j0 + k;
         let x = *a;
-        let y = if j == 0 { *b } else { *b * tw[j] };
+        let y = if j == 0 { *b } else { fr_mul::<ADX>(b, &tw[j]) };
         *a = x + y;
         *b = x - y;
     }
 }
 
 /// One level whose groups are larger than a block, split into parallel spans.
-fn wide_level(v: &mut [Fr], h: usize, tw: &[Fr], inverse: bool) {
+fn wide_level<const ADX: bool, const IFMA: bool>(v: &mut [Fr], h: usize, tw: &[Fr], inverse: bool) {
     for group in v.chunks_exact_mut(2 * h) {
         let (lo, hi) = group.split_at_mut(h);
         lo.par_chunks_mut(SPAN_TASK)
@@ -120,9 +157,9 @@ fn wide_level(v: &mut [Fr], h: usize, tw: &[Fr], inverse: bool) {
             .enumerate()
             .for_each(|(k, (l, r))| {
                 if inverse {
-                    dif_span(l, r, k * SPAN_TASK, h, tw);
+                    dif_span::<ADX, IFMA>(l, r, k * SPAN_TASK, h, tw);
                 } else {
-                    dit_span(l, r, k * SPAN_TASK, tw);
+                    dit_span::<ADX, IFMA>(l, r, k * SPAN_TASK, tw);
                 }
             });
     }
@@ -157,7 +194,13 @@ enum Middle<'a> {
 /// Evaluations on H (natural order) → n·coefficients, in bit-reversed order, with `middle` run
 /// on each cache block right after its last inverse level; then, when `forward`, the forward
 /// transform back to natural order.
-fn transform(v: &mut [Fr], tw: &Twiddles, inverse: bool, middle: &Middle<'_>, forward: bool) {
+fn transform<const ADX: bool, const IFMA: bool>(
+    v: &mut [Fr],
+    tw: &Twiddles,
+    inverse: bool,
+    middle: &Middle<'_>,
+    forward: bool,
+) {
     let n = v.len();
     if n < 2 {
         if let Middle::InverseThenScale { outer, inner }
@@ -173,7 +216,7 @@ fn transform(v: &mut [Fr], tw: &Twiddles, inverse: bool, middle: &Middle<'_>, fo
     if inverse {
         let mut h = n / 2;
         while 2 * h > block {
-            wide_level(v, h, tw.level(h), true);
+            wide_level::<ADX, IFMA>(v, h, tw.level(h), true);
             h /= 2;
         }
     }
@@ -181,7 +224,7 @@ fn transform(v: &mut [Fr], tw: &Twiddles, inverse: bool, middle: &Middle<'_>, fo
         if inverse {
             let mut h = block / 2;
             while h >= 1 {
-                dif_level(blk, h, tw.level(h));
+                dif_level::<ADX, IFMA>(blk, h, tw.level(h));
                 h /= 2;
             }
         }
@@ -191,8 +234,14 @@ fn transform(v: &mut [Fr], tw: &Twiddles, inverse: bool, middle: &Middle<'_>, fo
                 // Position q·B + i holds coefficient rev(i)·(n/B) + rev(q): its factor is
                 // inner[rev(i)]·outer[q], with `inner` already indexed by position.
                 let o = outer[q];
-                for (x, f) in blk.iter_mut().zip(inner.iter()) {
-                    *x *= *f * o;
+                if IFMA && blk.len().is_multiple_of(8) {
+                    // SAFETY: IFMA is set only where `ifma::available()`; `inner` has one factor
+                    // per element of the block, a multiple of 8.
+                    unsafe { ifma::scale8(blk, &inner[..blk.len()], &o) };
+                } else {
+                    for (x, f) in blk.iter_mut().zip(inner.iter()) {
+                        *x = fr_mul::<ADX>(x, &fr_mul::<ADX>(f, &o));
+                    }
                 }
             }
             Middle::Inverse => {}
@@ -200,7 +249,7 @@ fn transform(v: &mut [Fr], tw: &Twiddles, inverse: bool, middle: &Middle<'_>, fo
         if forward {
             let mut h = 1;
             while h < block {
-                dit_level(blk, h, tw.level(h));
+                dit_level::<ADX, IFMA>(blk, h, tw.level(h));
                 h *= 2;
             }
         }
@@ -208,7 +257,7 @@ fn transform(v: &mut [Fr], tw: &Twiddles, inverse: bool, middle: &Middle<'_>, fo
     if forward {
         let mut h = block;
         while h < n {
-            wide_level(v, h, tw.level(h), false);
+            wide_level::<ADX, IFMA>(v, h, tw.level(h), false);
             h *= 2;
         }
     }
@@ -256,11 +305,30 @@ fn n_inverse(n: usize) -> Fr {
     Fr::from(n as u64).inverse().unwrap_or_default()
 }
 
+/// [`transform`] on the arithmetic path the MSM uses too (`--prove-arith` or the CPU's best):
+/// butterflies eight at a time in IFMA lanes, else the `mulx` assembly, else arkworks'.
+fn transform_dispatch(
+    v: &mut [Fr],
+    tw: &Twiddles,
+    inverse: bool,
+    middle: &Middle<'_>,
+    forward: bool,
+) {
+    let path = super::arith::current();
+    if path.uses_ifma() && ifma::available() && adx_available() {
+        transform::<true, true>(v, tw, inverse, middle, forward)
+    } else if path.uses_adx() && adx_available() {
+        transform::<true, false>(v, tw, inverse, middle, forward)
+    } else {
+        transform::<false, false>(v, tw, inverse, middle, forward)
+    }
+}
+
 /// In place: evaluations on H (natural order) → coefficients (natural order).
 pub fn intt(v: &mut [Fr]) -> Result<(), ProveError> {
     check_size(v.len())?;
     let tw = Twiddles::new(v.len())?;
-    transform(v, &tw, true, &Middle::Inverse, false);
+    transform_dispatch(v, &tw, true, &Middle::Inverse, false);
     bit_reverse_permute(v);
     let inv = n_inverse(v.len());
     v.par_iter_mut().for_each(|x| *x *= inv);
@@ -274,7 +342,7 @@ pub fn coset_ntt(v: &mut [Fr], shift: Fr) -> Result<(), ProveError> {
     let tw = Twiddles::new(n)?;
     bit_reverse_permute(v);
     let (inner, outer) = coset_factors(n, shift, Fr::one());
-    transform(
+    transform_dispatch(
         v,
         &tw,
         false,
@@ -306,7 +374,7 @@ pub fn quotient(
         outer: &outer,
         inner: &inner,
     };
-    let to_coset = |v: &mut Vec<Fr>| transform(v, &tw, true, &middle, true);
+    let to_coset = |v: &mut Vec<Fr>| transform_dispatch(v, &tw, true, &middle, true);
     rayon::join(
         || to_coset(&mut a),
         || rayon::join(|| to_coset(&mut b), || to_coset(&mut c)),
@@ -333,6 +401,44 @@ mod tests {
         use ark_std::rand::SeedableRng;
         let mut rng = ark_std::rand::rngs::StdRng::seed_from_u64(seed);
         (0..n).map(|_| Fr::rand(&mut rng)).collect()
+    }
+
+    /// Every arithmetic path (IFMA lanes, the `mulx` assembly, arkworks') gives the same inverse,
+    /// coset and fused transforms, at sizes below, at and above a cache block (each path the
+    /// CPU has; CI's machines have ADX, some IFMA).
+    #[test]
+    fn every_arithmetic_path_transforms_alike() {
+        for log in [1, 3, 4, 5, 13, 14, 15] {
+            let n = 1usize << log;
+            let tw = Twiddles::new(n).unwrap();
+            let shift = root_of_unity(2 * n).expect("root");
+            let (inner, outer) = coset_factors(n, shift, n_inverse(n));
+            let middle = Middle::InverseThenScale {
+                outer: &outer,
+                inner: &inner,
+            };
+            let scale_first = Middle::ScaleThenForward {
+                outer: &outer,
+                inner: &inner,
+            };
+            for (inverse, mid, forward) in [
+                (true, &Middle::Inverse, false),
+                (true, &middle, true),
+                (false, &scale_first, true),
+            ] {
+                let mut portable = random(n, log as u64);
+                let (mut asm, mut lanes) = (portable.clone(), portable.clone());
+                transform::<false, false>(&mut portable, &tw, inverse, mid, forward);
+                if adx_available() {
+                    transform::<true, false>(&mut asm, &tw, inverse, mid, forward);
+                    assert_eq!(asm, portable, "mulx, 2^{log}, forward {forward}");
+                }
+                if adx_available() && ifma::available() {
+                    transform::<true, true>(&mut lanes, &tw, inverse, mid, forward);
+                    assert_eq!(lanes, portable, "IFMA, 2^{log}, forward {forward}");
+                }
+            }
+        }
     }
 
     /// Every size from 2^0 to 2^15 (past two cache blocks, so the wide levels run too), against

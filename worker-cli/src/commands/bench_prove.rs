@@ -1,7 +1,8 @@
 //! `rigworker bench --work prove`: Groth16 proving of circuits of 2^16 and 2^18 constraints
 //! (2^20 with `--large`, 2^22 too where memory allows; or any snarkjs key with `--zkey/--wtns`), each proven `--repeat` times
 //! with the key loaded once, as a single proof would (no tables) and as a worker does (tables
-//! precomputed and kept); and MSMs of 2^16..2^20 points against arkworks' own MSM measured in
+//! precomputed and kept), rows without tables also with the peak memory of one proof that
+//! streams the key (what a single `rigworker prove` does); and MSMs of 2^16..2^20 points against arkworks' own MSM measured in
 //! the same run. `--snarkjs` adds snarkjs's time on the same files as a baseline. The circuits
 //! are made once by our own setup (`proofs::synth`) and kept in a cache folder. `--plot` draws
 //! the MSM and proving times by size as an SVG chart.
@@ -18,7 +19,8 @@ use ark_ff::PrimeField;
 use backends::prove::{
     FixedBaseMsm, Fr, G1Projective, G2Projective, Precompute, ProveBackend, ScalarRepr,
 };
-use proofs::prover::{PreparedKey, ProveOptions};
+use proofs::prover::{self, PreparedKey, ProveOptions};
+use proofs::zkey::ZkeyFile;
 use proofs::{Witness, synth};
 use rand::RngCore;
 use serde::Serialize;
@@ -38,7 +40,11 @@ struct ProveResult {
     proofs: usize,
     /// Median of each phase, milliseconds (`total` last).
     phases_ms: Vec<(String, f64)>,
+    /// Peak memory with the key loaded and kept (the rows' proofs).
     peak_rss_bytes: Option<u64>,
+    /// Without tables: the peak of one proof that streams the key, as a single `rigworker
+    /// prove` does (`proofs::prover::prove_once`), measured before the key is loaded.
+    single_proof_peak_rss_bytes: Option<u64>,
     snarkjs_ms: Option<f64>,
 }
 
@@ -312,6 +318,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 continue;
             }
             // Each row's peak is its own: the rows before it freed their keys.
+            let single_proof_peak_rss_bytes = if pre == Precompute::None {
+                proofs::mem::reset_peak_rss();
+                let z = ZkeyFile::open(zkey)?;
+                prover::prove_once(&z, backend.clone(), &witness, ProveOptions::default())?;
+                proofs::mem::peak_rss_bytes()
+            } else {
+                None
+            };
             proofs::mem::reset_peak_rss();
             let t = Instant::now();
             let key = PreparedKey::load(zkey, backend.clone(), pre)?;
@@ -335,6 +349,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 proofs: runs.len(),
                 phases_ms: phases,
                 peak_rss_bytes: proofs::mem::peak_rss_bytes(),
+                single_proof_peak_rss_bytes,
                 snarkjs_ms,
             });
             progress.inc();
@@ -393,7 +408,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         report.threads, report.arith
     );
     println!(
-        "{:<7} {:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8}",
+        "{:<7} {:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "backend",
         "circuit",
         "domain",
@@ -404,6 +419,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "msm g2",
         "total ms",
         "peak MB",
+        "1 proof MB",
         "snarkjs",
         "vs cpu"
     );
@@ -427,7 +443,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     .map(|(_, v)| *v)
             });
         println!(
-            "{:<7} {:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>8}",
+            "{:<7} {:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>10} {:>8}",
             r.backend,
             r.circuit,
             format!("2^{}", r.domain_size.trailing_zeros()),
@@ -439,6 +455,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             get("total"),
             r.peak_rss_bytes
                 .map_or("?".into(), |b| format!("{:.0}", b as f64 / 1e6)),
+            r.single_proof_peak_rss_bytes
+                .map_or("-".into(), |b| format!("{:.0}", b as f64 / 1e6)),
             r.snarkjs_ms.map_or("-".into(), |s| format!(
                 "{:.0} ({:.1}x)",
                 s,

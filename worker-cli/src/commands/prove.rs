@@ -1,16 +1,21 @@
 //! `rigworker prove` and `rigworker verify`: Groth16 over BN254 with snarkjs files.
 //!
-//! `prove` loads the zkey once (optionally precomputing MSM tables, as a worker proving the same
-//! circuit repeatedly does), proves `--repeat` times and prints the time of every phase of the
-//! pipeline (load, witness, build ABC, NTTs, each MSM, assembly, self-verification, total) and
-//! the peak resident memory (VmHWM). Loading (seconds with `--precompute`) and proving show
-//! their progress on stderr (`crate::progress`).
+//! `prove` prints the time of every phase of the pipeline (load, witness, build ABC, NTTs, each
+//! MSM, assembly, self-verification, total) and the peak resident memory (VmHWM).
+//!
+//! A single proof streams the zkey: each part is read just before the pipeline needs it and
+//! dropped after ([`prover::prove_once`]), which keeps peak memory near the proof's vectors plus
+//! one query. With `--repeat` or `--precompute` the key is loaded once and kept (with MSM tables
+//! under `--precompute`, as a worker proving the same circuit repeatedly does), and the phases
+//! are medians. Loading (seconds with `--precompute`) and proving show their progress on stderr
+//! (`crate::progress`).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use proofs::json;
-use proofs::prover::{PreparedKey, ProveOptions, ProveTimings};
+use proofs::prover::{self, PreparedKey, ProveOptions, ProveTimings};
+use proofs::zkey::ZkeyFile;
 use proofs::{Precompute, Proof, VerifyingKey, Witness};
 use serde_json::json;
 
@@ -41,6 +46,17 @@ pub(crate) fn median_timings(runs: &[ProveTimings]) -> Vec<(&'static str, f64)> 
         .collect()
 }
 
+/// What loading the key cost, however it was loaded.
+struct KeyFigures {
+    load: Duration,
+    read: Duration,
+    prepare: Duration,
+    /// Bytes of prepared bases held at once: the whole key, or the largest query when streamed.
+    prepared_bytes: usize,
+    /// Read part by part during the proof ([`prover::prove_once`]) rather than up front.
+    streamed: bool,
+}
+
 pub fn run(args: &ProveArgs) -> Result<()> {
     if let Some(t) = args.threads {
         proofs::init_threads(t);
@@ -63,37 +79,67 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     };
 
     let mode = ProgressMode::detect(args.json);
-    let t0 = Instant::now();
-    let loading = Progress::spinner(
-        mode,
-        if args.precompute {
-            "loading the proving key and building its MSM tables"
-        } else {
-            "loading the proving key"
-        },
-    );
-    let key = PreparedKey::load(&args.zkey, backend, pre)?;
-    drop(loading);
-    let load = t0.elapsed();
-    let t = Instant::now();
-    let witness = Witness::load(&args.wtns)?;
-    let read_wtns = t.elapsed();
-
     let opts = ProveOptions {
         self_check: !args.no_verify,
     };
-    let mut runs = Vec::new();
-    let mut last = None;
     let repeat = args.repeat.max(1);
-    let proving = Progress::steps(mode, "proving", u64::from(repeat));
-    for _ in 0..repeat {
-        let out = key.prove(&witness, opts)?;
+    let backend_name = backend.name().to_string();
+    let t0 = Instant::now();
+    let mut runs = Vec::new();
+    // A single proof streams the key (each part read just before it is used and dropped after:
+    // the leanest peak memory); several proofs load it once and keep it.
+    let (header, key_figures, read_wtns, out) = if pre == Precompute::None {
+        let zkey = ZkeyFile::open(&args.zkey)?;
+        let opened = t0.elapsed();
+        let t = Instant::now();
+        let witness = Witness::load(&args.wtns)?;
+        let read_wtns = t.elapsed();
+        let proving = Progress::spinner(mode, "proving (reading the key as it goes)");
+        let (out, streamed) = prover::prove_once(&zkey, backend, &witness, opts)?;
+        drop(proving);
+        let lt = &streamed.load_timings;
+        let figures = KeyFigures {
+            load: opened + lt.total,
+            read: opened + lt.read,
+            prepare: lt.prepare,
+            prepared_bytes: streamed.peak_prepared_bytes,
+            streamed: true,
+        };
         runs.push(out.timings.clone());
-        last = Some(out);
-        proving.inc();
-    }
-    drop(proving);
-    let out = last.ok_or_else(|| anyhow!("no proof was made"))?;
+        (zkey.header.clone(), figures, read_wtns, out)
+    } else {
+        let loading = Progress::spinner(
+            mode,
+            if args.precompute {
+                "loading the proving key and building its MSM tables"
+            } else {
+                "loading the proving key"
+            },
+        );
+        let key = PreparedKey::load(&args.zkey, backend, pre)?;
+        drop(loading);
+        let figures = KeyFigures {
+            load: t0.elapsed(),
+            read: key.load_timings.read,
+            prepare: key.load_timings.prepare,
+            prepared_bytes: key.memory_bytes(),
+            streamed: false,
+        };
+        let t = Instant::now();
+        let witness = Witness::load(&args.wtns)?;
+        let read_wtns = t.elapsed();
+        let mut last = None;
+        let proving = Progress::steps(mode, "proving", u64::from(repeat));
+        for _ in 0..repeat {
+            let out = key.prove(&witness, opts)?;
+            runs.push(out.timings.clone());
+            last = Some(out);
+            proving.inc();
+        }
+        drop(proving);
+        let out = last.ok_or_else(|| anyhow!("no proof was made"))?;
+        (key.header.clone(), figures, read_wtns, out)
+    };
     if let Some(p) = &args.proof {
         out.proof.save(p)?;
     }
@@ -103,23 +149,25 @@ pub fn run(args: &ProveArgs) -> Result<()> {
 
     let phases = median_timings(&runs);
     let peak = proofs::mem::peak_rss_bytes();
-    let h = &key.header;
+    let h = &header;
+    let k = &key_figures;
     if args.json {
         let report = json!({
-            "backend": key.backend_name(),
+            "backend": backend_name,
             "arith": arith.name(),
             "precompute": args.precompute,
             "threads": proofs::threads(),
             "n_vars": h.n_vars,
             "n_public": h.n_public,
             "domain_size": h.domain_size,
-            "load_ms": ms(load),
-            "load_read_ms": ms(key.load_timings.read),
-            "load_prepare_ms": ms(key.load_timings.prepare),
+            "load_ms": ms(k.load),
+            "load_read_ms": ms(k.read),
+            "load_prepare_ms": ms(k.prepare),
+            "key_streamed": k.streamed,
             "read_wtns_ms": ms(read_wtns),
             "repeat": runs.len(),
             "phases": phases.iter().map(|(k, v)| json!({"phase": k, "ms": v})).collect::<Vec<_>>(),
-            "prepared_bytes": key.memory_bytes(),
+            "prepared_bytes": k.prepared_bytes,
             "peak_rss_bytes": peak,
             "verified": opts.self_check,
         });
@@ -131,7 +179,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
         h.n_vars,
         h.n_public,
         h.domain_size.trailing_zeros(),
-        key.backend_name(),
+        backend_name,
         proofs::threads(),
         if args.precompute {
             "  (precomputed tables)"
@@ -141,11 +189,16 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     );
     println!("{:<12} {:>10}", "phase", "ms");
     println!(
-        "{:<12} {:>10.1}   (read {:.1}, prepare {:.1})",
+        "{:<12} {:>10.1}   (read {:.1}, prepare {:.1}{})",
         "load",
-        ms(load),
-        ms(key.load_timings.read),
-        ms(key.load_timings.prepare)
+        ms(k.load),
+        ms(k.read),
+        ms(k.prepare),
+        if k.streamed {
+            "; streamed: each part read as the proof needs it, so also inside total"
+        } else {
+            ""
+        }
     );
     println!("{:<12} {:>10.1}", "read_wtns", ms(read_wtns));
     for (name, v) in &phases {
@@ -158,10 +211,15 @@ pub fn run(args: &ProveArgs) -> Result<()> {
         );
     }
     println!(
-        "peak memory {}  (prepared key {:.1} MB)",
+        "peak memory {}  ({} {:.1} MB)",
         peak.map(|b| format!("{:.1} MB", b as f64 / 1e6))
             .unwrap_or_else(|| "unknown".into()),
-        key.memory_bytes() as f64 / 1e6
+        if k.streamed {
+            "largest query prepared at once"
+        } else {
+            "prepared key"
+        },
+        k.prepared_bytes as f64 / 1e6
     );
     if opts.self_check {
         println!("proof verified");

@@ -43,6 +43,7 @@ use buckets::{Accumulator, batch_cap};
 
 use super::field::{BatchField, adx_available};
 use super::glv::{self, GLV_BITS};
+use super::packed::{PackedCoordinate, PackedPoints};
 use super::{FixedBaseMsm, Fr, ProveError, ScalarRepr};
 
 /// Tuning of one prepared MSM.
@@ -190,7 +191,6 @@ where
         if bases.len() > u32::MAX as usize {
             return Err(ProveError::TooManyBases(bases.len()));
         }
-        let c = config.window_bits.clamp(2, 16);
         let index: Vec<u32> = (0..bases.len() as u32)
             .filter(|&i| !bases[i as usize].infinity)
             .collect();
@@ -201,6 +201,46 @@ where
                 y: bases[i as usize].y,
             })
             .collect();
+        Self::from_parts(bases.len(), index, base0, config, betas)
+    }
+
+    /// [`Self::new`] for points read straight from a proving key's bytes: the only copy made is
+    /// the prepared one.
+    pub fn from_packed(
+        bases: PackedPoints<'_, P>,
+        config: MsmConfig,
+        betas: &[P::BaseField],
+    ) -> Result<Self, ProveError>
+    where
+        P::BaseField: PackedCoordinate,
+    {
+        if bases.len() > u32::MAX as usize {
+            return Err(ProveError::TooManyBases(bases.len()));
+        }
+        let index: Vec<u32> = (0..bases.len() as u32)
+            .into_par_iter()
+            .filter(|&i| !bases.is_infinity(i as usize))
+            .collect();
+        let base0: Vec<Xy<P::BaseField>> = index
+            .par_iter()
+            .map(|&i| {
+                let (x, y) = bases.xy(i as usize).unwrap_or_default();
+                Xy { x, y }
+            })
+            .collect();
+        Self::from_parts(bases.len(), index, base0, config, betas)
+    }
+
+    /// The prepared MSM over the non-zero bases `base0`, base0\[k\] being input `index[k]` of
+    /// `n_inputs`.
+    fn from_parts(
+        n_inputs: usize,
+        index: Vec<u32>,
+        base0: Vec<Xy<P::BaseField>>,
+        config: MsmConfig,
+        betas: &[P::BaseField],
+    ) -> Result<Self, ProveError> {
+        let c = config.window_bits.clamp(2, 16);
         let beta = if config.glv {
             base0.first().and_then(|p| pick_beta::<P>(p, betas))
         } else {
@@ -226,7 +266,7 @@ where
             _ => Vec::new(),
         };
         Ok(PreparedMsm {
-            n_inputs: bases.len(),
+            n_inputs,
             index,
             tables,
             beta,
