@@ -262,17 +262,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// 32 little-endian bytes as four u64 limbs.
-#[inline]
-pub fn limbs_le(b: &[u8]) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    for (i, o) in out.iter_mut().enumerate() {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&b[i * 8..i * 8 + 8]);
-        *o = u64::from_le_bytes(a);
-    }
-    out
-}
+/// 32 little-endian bytes as four u64 limbs (the packed points' reader, shared).
+pub use backends::prove::packed::limbs_le;
 
 /// True when the 32 little-endian bytes equal the modulus of `F`.
 pub fn is_modulus<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> bool {

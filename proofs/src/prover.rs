@@ -18,7 +18,9 @@
 //! MSMs and NTTs are calls into a [`ProveBackend`]. A [`PreparedKey`] holds everything the
 //! pipeline needs from a zkey — the MSMs' prepared bases (tables, device buffers) included — so
 //! a worker that proves the same circuit again and again loads and prepares it once
-//! ([`KeyCache`]).
+//! ([`KeyCache`]). A single proof streams the key instead ([`prove_once`]): each part is read
+//! just before the pipeline needs it and dropped after. Both run the one pipeline over the
+//! `KeyParts` trait.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -299,8 +301,8 @@ trait KeyParts {
     fn header(&self) -> &ZkeyHeader;
     fn vk(&self) -> &VerifyingKey;
     fn backend(&self) -> &dyn ProveBackend;
-    /// A·w and B·w over the domain of size `n`, and the time the evaluation itself took
-    /// (reading the coefficients excluded).
+    /// A·w and B·w over the domain of size `n`, and the time the evaluation took (a separate
+    /// parse of the coefficients excluded; one that reads them as it sums counts whole).
     fn evaluate_ab(&mut self, w: &[Fr], n: usize) -> Result<(Vec<Fr>, Vec<Fr>, Duration), Error>;
     /// Σ scalars·query (a G1 query) and the time the MSM itself took (reading the query
     /// excluded).
@@ -410,8 +412,10 @@ impl KeyParts for Streamed<'_> {
         let t = Instant::now();
         let pieces = 4 * rayon::current_num_threads().max(1);
         let entries = self.zkey.coef_entries()?;
-        let direct = evaluate_entries(entries, &self.zkey.header, w, pieces)
-            .map_err(|k| Error::format(self.zkey.path(), k))?;
+        let direct = evaluate_entries(entries, &self.zkey.header, w, pieces).map_err(|k| {
+            self.zkey.release_coef_entries();
+            Error::format(self.zkey.path(), k)
+        })?;
         if let Some((a, b)) = direct {
             self.zkey.release_coef_entries();
             return Ok((a, b, t.elapsed()));
@@ -537,7 +541,9 @@ fn partition(len: usize, below: impl Fn(usize) -> bool) -> usize {
 #[derive(Clone, Debug)]
 pub struct StreamedKey {
     /// Time spent reading the key's parts and preparing its bases, summed over the proof
-    /// (`total` includes opening the file).
+    /// (`total` = read + prepare; opening the file is the caller's). Coefficients summed
+    /// straight from the file count as evaluation (`build_abc`), not as reading: the one pass
+    /// does both.
     pub load_timings: LoadTimings,
     /// Bytes of the largest base set prepared at one time (the bases' share of peak memory).
     pub peak_prepared_bytes: usize,

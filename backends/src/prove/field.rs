@@ -1,4 +1,5 @@
-//! BN254 base-field arithmetic for the MSM's inner loop, on arkworks' own representation.
+//! BN254 field arithmetic for the MSM's inner loop (base field) and the NTTs (scalar field:
+//! [`fr_mul`]), on arkworks' own representation.
 //!
 //! The MSM spends nearly all its time in the batched affine additions: about six Fq
 //! multiplications per point and window in G1, and Fq2 ones in G2. arkworks' multiplication is
@@ -9,7 +10,8 @@
 //!
 //! - a 4-limb Montgomery multiplication in x86-64 assembly using `mulx` with two independent
 //!   carry chains (`adcx` on CF, `adox` on OF), chosen at run time when the CPU has BMI2 and ADX
-//!   ([`adx_available`]), arkworks' generic code otherwise;
+//!   ([`adx_available`]), arkworks' generic code otherwise; one routine for both fields, the
+//!   modulus passed in (both moduli leave the top limb's high bit free, which it relies on);
 //! - Fq2 multiplication by Karatsuba with lazy reduction (three 512-bit products, two
 //!   Montgomery reductions instead of three; u² = −1 in BN254's Fq2), squaring by the
 //!   complex-squaring identity over the `mulx` multiplication;

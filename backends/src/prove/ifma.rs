@@ -1,5 +1,7 @@
-//! The batched affine additions of a bucket batch, eight at a time in AVX-512 IFMA: over Fq
-//! for G1 and over Fq2 (Karatsuba on the Fq lanes) for G2.
+//! Eight field operations at a time in AVX-512 IFMA: the batched affine additions of a bucket
+//! batch over Fq for G1 and over Fq2 (Karatsuba on the Fq lanes) for G2, and the NTT's
+//! butterflies and scaling over Fr ([`dif_span8`], [`dit_span8`], [`scale8`]). The lane
+//! arithmetic is generic over the modulus (`Modulus52`), so both fields share it.
 //!
 //! On a CPU with AVX-512 IFMA (`vpmadd52luq`/`vpmadd52huq`) eight 254-bit Montgomery
 //! multiplications in 52-bit limbs cost about what two `mulx` ones do (measured here: 8–10 ns
@@ -682,6 +684,12 @@ mod imp {
         }
     }
 
+    // The NTT kernels read a slice of Fr as its limbs: four u64 each, nothing else.
+    const _: () = assert!(
+        std::mem::size_of::<Fr>() == 32 && std::mem::align_of::<Fr>() == 8,
+        "Fr is not four packed u64"
+    );
+
     fn limbs_ptr(x: &[Fr]) -> *const u64 {
         x.as_ptr() as *const u64
     }
@@ -700,6 +708,10 @@ mod imp {
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub unsafe fn dif_span8(lo: &mut [Fr], hi: &mut [Fr], j0: usize, tw: &[Fr]) {
         let h = tw.len();
+        // The bounds the loads below rely on, checked: a wrong call panics, it cannot read or
+        // write outside the slices.
+        assert!(lo.len() == hi.len() && lo.len().is_multiple_of(8));
+        assert!(j0 >= 1 && j0 + lo.len() <= h);
         let rev = _mm512_set_epi64(0, 1, 2, 3, 4, 5, 6, 7);
         for k in (0..lo.len()).step_by(8) {
             let j = j0 + k;
@@ -726,6 +738,8 @@ mod imp {
     /// multiple of 8, and j0 + len ≤ `tw.len()`.
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub unsafe fn dit_span8(lo: &mut [Fr], hi: &mut [Fr], j0: usize, tw: &[Fr]) {
+        assert!(lo.len() == hi.len() && lo.len().is_multiple_of(8));
+        assert!(j0 + lo.len() <= tw.len());
         for k in (0..lo.len()).step_by(8) {
             // SAFETY: k + 8 ≤ len for both halves and j0 + k + 8 ≤ tw.len().
             unsafe {
@@ -747,6 +761,7 @@ mod imp {
     /// multiple of 8.
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub unsafe fn scale8(x: &mut [Fr], f: &[Fr], o: &Fr) {
+        assert!(x.len() == f.len() && x.len().is_multiple_of(8));
         let l = (o.0).0;
         let ov = from64([splat(l[0]), splat(l[1]), splat(l[2]), splat(l[3])]);
         for k in (0..x.len()).step_by(8) {

@@ -16,9 +16,10 @@
 //! - one twiddle table serves both directions: `T[h + j] = ω_{2h}^j`, and the inverse
 //!   butterfly's ω_{2h}^{−j} = −ω_{2h}^{h−j} costs nothing more than swapping a subtraction.
 //!
-//! The butterflies and the scaling multiply with the MSM's `mulx` assembly
-//! ([`super::field::fr_mul`]) on the IFMA and ADX paths, arkworks' multiplication on the
-//! portable one; most of what this module saves is passes over memory. The root of
+//! The butterflies and the scaling run on the MSM's arithmetic path: eight at a time in IFMA
+//! lanes ([`super::ifma::dif_span8`] and its siblings; the few butterflies of levels narrower
+//! than 16 and j < 8 of an inverse group take the scalar path) where the CPU has it, else one
+//! at a time with the `mulx` assembly ([`super::field::fr_mul`]), else arkworks'. The root of
 //! unity is [`super::root_of_unity`]'s, the one snarkjs and rapidsnark use.
 
 use ark_ff::{Field, One, PrimeField};

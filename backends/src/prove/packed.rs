@@ -23,7 +23,8 @@ pub trait PackedCoordinate: Sized + Copy + Send + Sync {
     fn read(b: &[u8]) -> Option<Self>;
 }
 
-fn limbs(b: &[u8]) -> [u64; 4] {
+/// The four little-endian 64-bit limbs in the first 32 bytes of `b`.
+pub fn limbs_le(b: &[u8]) -> [u64; 4] {
     let mut l = [0u64; 4];
     for (i, w) in l.iter_mut().enumerate() {
         let mut x = [0u8; 8];
@@ -37,7 +38,7 @@ impl PackedCoordinate for Fq {
     const BYTES: usize = 32;
     #[inline]
     fn read(b: &[u8]) -> Option<Fq> {
-        let v = BigInt::new(limbs(b));
+        let v = BigInt::new(limbs_le(b));
         (v < Fq::MODULUS).then(|| Fq::new_unchecked(v))
     }
 }
@@ -142,7 +143,9 @@ where
             return None;
         }
         let h = Self::POINT_BYTES / 2;
-        // Checked when the points were wrapped; the defaults are unreachable.
+        // Checked when the points were wrapped. The bytes are read again here, from the
+        // mapping: a file changed underneath in between could make a coordinate unreadable, and
+        // it then reads as zero, a wrong base that the prover's self-verification rejects.
         Some((
             P::BaseField::read(&b[..h]).unwrap_or_default(),
             P::BaseField::read(&b[h..]).unwrap_or_default(),
