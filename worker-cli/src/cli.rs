@@ -500,7 +500,8 @@ pub struct ProveArgs {
     /// that proves the same circuit repeatedly does).
     #[arg(long)]
     pub precompute: bool,
-    /// Prove this many times with the key loaded once; timings are medians.
+    /// Prove this many times with the key loaded once and kept; timings are medians. A single
+    /// proof (the default) instead reads the key part by part as it goes: the least memory.
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
     /// Force the CPU prover's arithmetic path: ifma, adx or portable (default: the fastest
