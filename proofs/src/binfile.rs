@@ -262,19 +262,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// 32 little-endian bytes as four u64 limbs (the packed points' reader, shared).
-pub use backends::prove::packed::limbs_le;
+/// 32 little-endian bytes as four u64 limbs, and a canonical element from them (the packed
+/// points' readers, shared).
+pub use backends::prove::packed::{canonical, limbs_le};
 
 /// True when the 32 little-endian bytes equal the modulus of `F`.
 pub fn is_modulus<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> bool {
     b.len() == 32 && limbs_le(b) == F::MODULUS.0
-}
-
-/// A canonical field element (value < modulus) from 32 little-endian bytes.
-#[inline]
-pub fn canonical<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> Option<BigInt<4>> {
-    let v = BigInt::new(limbs_le(b));
-    (v < F::MODULUS).then_some(v)
 }
 
 #[cfg(test)]

@@ -143,6 +143,13 @@ impl Matrix {
         Matrix { coefs, cuts }
     }
 
+    /// A·w and B·w side by side, and the time they took.
+    fn evaluate_pair(a: &Matrix, b: &Matrix, w: &[Fr], n: usize) -> (Vec<Fr>, Vec<Fr>, Duration) {
+        let t = Instant::now();
+        let (a, b) = rayon::join(|| a.evaluate(w, n), || b.evaluate(w, n));
+        (a, b, t.elapsed())
+    }
+
     /// out\[constraint\] = Σ coef·w\[signal\] over the domain of size n.
     fn evaluate(&self, w: &[Fr], n: usize) -> Vec<Fr> {
         let mut out = vec![Fr::zero(); n];
@@ -329,12 +336,12 @@ impl KeyParts for Resident<'_> {
         self.0.backend.as_ref()
     }
     fn evaluate_ab(&mut self, w: &[Fr], n: usize) -> Result<(Vec<Fr>, Vec<Fr>, Duration), Error> {
-        let t = Instant::now();
-        let (a, b) = rayon::join(
-            || self.0.a_matrix.evaluate(w, n),
-            || self.0.b_matrix.evaluate(w, n),
-        );
-        Ok((a, b, t.elapsed()))
+        Ok(Matrix::evaluate_pair(
+            &self.0.a_matrix,
+            &self.0.b_matrix,
+            w,
+            n,
+        ))
     }
     fn msm_g1(
         &mut self,
@@ -423,9 +430,7 @@ impl KeyParts for Streamed<'_> {
         let coefs = self.zkey.coefs()?;
         let (a, b) = (Matrix::new(coefs.a, pieces), Matrix::new(coefs.b, pieces));
         self.timings.read += t.elapsed();
-        let t = Instant::now();
-        let (a, b) = rayon::join(|| a.evaluate(w, n), || b.evaluate(w, n));
-        Ok((a, b, t.elapsed()))
+        Ok(Matrix::evaluate_pair(&a, &b, w, n))
     }
     fn msm_g1(
         &mut self,

@@ -225,14 +225,6 @@ impl ZkeyFile {
             .map_err(|k| self.err(k))
     }
 
-    fn packed_error(&self, q: Query, e: PackedError) -> Error {
-        let index = match e {
-            PackedError::NotCanonical(i) | PackedError::NotOnCurve(i) => i as u64,
-            PackedError::Length(_) => 0,
-        };
-        self.err(point_error(e, q.name(), index))
-    }
-
     /// A G1 query (A, B1, C or H) read in place from the mapping, every point checked: a
     /// backend prepares it without a parsed copy. [`Self::release_query`] drops its pages once
     /// it is prepared.
@@ -240,12 +232,13 @@ impl ZkeyFile {
         if q == Query::B2 {
             return Err(Error::Mismatch("B2 is a G2 query".into()));
         }
-        PackedG1::new(self.query_bytes(q)?).map_err(|e| self.packed_error(q, e))
+        PackedG1::new(self.query_bytes(q)?).map_err(|e| self.err(point_error(e, q.name())))
     }
 
     /// The B2 query read in place from the mapping, every point checked.
     pub fn b2_query_packed(&self) -> Result<PackedG2<'_>, Error> {
-        PackedG2::new(self.query_bytes(Query::B2)?).map_err(|e| self.packed_error(Query::B2, e))
+        PackedG2::new(self.query_bytes(Query::B2)?)
+            .map_err(|e| self.err(point_error(e, Query::B2.name())))
     }
 
     /// Drops the mapped pages of query `q` (after it was prepared from [`Self::g1_query_packed`]
@@ -312,14 +305,14 @@ fn parse_header(bf: &BinFile<'_>) -> Result<ZkeyHeader, FormatError> {
         )));
     }
     let g1 = |c: &mut binfile::Cursor<'_>, what| -> Result<G1Affine, FormatError> {
-        g1_point(c.bytes(G1_BYTES)?, what, 0)
+        g1_point(c.bytes(G1_BYTES)?, what)
     };
     let alpha1 = g1(&mut c, "alpha1")?;
     let beta1 = g1(&mut c, "beta1")?;
-    let beta2 = g2_point(c.bytes(G2_BYTES)?, "beta2", 0)?;
-    let gamma2 = g2_point(c.bytes(G2_BYTES)?, "gamma2", 0)?;
+    let beta2 = g2_point(c.bytes(G2_BYTES)?, "beta2")?;
+    let gamma2 = g2_point(c.bytes(G2_BYTES)?, "gamma2")?;
     let delta1 = g1(&mut c, "delta1")?;
-    let delta2 = g2_point(c.bytes(G2_BYTES)?, "delta2", 0)?;
+    let delta2 = g2_point(c.bytes(G2_BYTES)?, "delta2")?;
     c.finish(2)?;
     for (p, what) in [(&beta2, "beta2"), (&gamma2, "gamma2"), (&delta2, "delta2")] {
         if !p.is_in_correct_subgroup_assuming_on_curve() {
@@ -424,28 +417,30 @@ fn parse_coefs(body: &[u8], h: &ZkeyHeader) -> Result<Coefs, FormatError> {
     Ok(out)
 }
 
-/// The format error for point `index` of `what` that the packed reader refused.
-fn point_error(e: PackedError, what: &'static str, index: u64) -> FormatError {
+/// The format error for a point of `what` that the packed reader refused (by its index there).
+fn point_error(e: PackedError, what: &'static str) -> FormatError {
     match e {
-        PackedError::NotCanonical(_) => FormatError::NotCanonical { what, index },
-        PackedError::NotOnCurve(_) => FormatError::NotOnCurve { what, index },
+        PackedError::NotCanonical(i) => FormatError::NotCanonical {
+            what,
+            index: i as u64,
+        },
+        PackedError::NotOnCurve(i) => FormatError::NotOnCurve {
+            what,
+            index: i as u64,
+        },
         PackedError::Length(n) => {
-            FormatError::Invalid(format!("{what}: {n} bytes are not a point"))
+            FormatError::Invalid(format!("{what}: {n} bytes are not whole points"))
         }
     }
 }
 
 /// A G1 point from its 64 zkey bytes; all zeros is the point at infinity.
-pub fn g1_point(b: &[u8], what: &'static str, index: u64) -> Result<G1Affine, FormatError> {
-    Ok(PackedG1::new(b)
-        .map_err(|e| point_error(e, what, index))?
-        .point(0))
+pub fn g1_point(b: &[u8], what: &'static str) -> Result<G1Affine, FormatError> {
+    Ok(PackedG1::new(b).map_err(|e| point_error(e, what))?.point(0))
 }
 
 /// A G2 point from its 128 zkey bytes (on-curve check only: the subgroup check costs a scalar
 /// multiplication per point and the prover's self-verification catches a bad key anyway).
-pub fn g2_point(b: &[u8], what: &'static str, index: u64) -> Result<G2Affine, FormatError> {
-    Ok(PackedG2::new(b)
-        .map_err(|e| point_error(e, what, index))?
-        .point(0))
+pub fn g2_point(b: &[u8], what: &'static str) -> Result<G2Affine, FormatError> {
+    Ok(PackedG2::new(b).map_err(|e| point_error(e, what))?.point(0))
 }

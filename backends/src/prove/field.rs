@@ -21,6 +21,7 @@
 //! the loop is compiled with one kind of arithmetic only.
 
 use ark_bn254::{Fq, Fq2};
+use ark_ff::fields::models::fp::{Fp256, MontBackend, MontConfig};
 use ark_ff::{AdditiveGroup, Field, Zero};
 
 /// True when this CPU can run the `mulx`/`adcx`/`adox` multiplication.
@@ -82,25 +83,17 @@ pub struct SimdScratch;
 /// A modulus, then −modulus⁻¹ mod 2^64: the assembly reads both through one pointer.
 type ModulusConsts = [u64; 5];
 
+/// A modulus and its Montgomery constant, as arkworks defines them (nothing typed twice).
+const fn modulus_consts<C: MontConfig<4>>() -> ModulusConsts {
+    let m = C::MODULUS.0;
+    [m[0], m[1], m[2], m[3], C::INV]
+}
+
 /// BN254's base field: p (G1 and G2 coordinates, the MSM).
-#[cfg(target_arch = "x86_64")]
-static FQ_CONSTS: ModulusConsts = [
-    0x3c208c16d87cfd47,
-    0x97816a916871ca8d,
-    0xb85045b68181585d,
-    0x30644e72e131a029,
-    0x87d20782e4866389,
-];
+static FQ_CONSTS: ModulusConsts = modulus_consts::<ark_bn254::FqConfig>();
 
 /// BN254's scalar field: r (the NTTs).
-#[cfg(target_arch = "x86_64")]
-static FR_CONSTS: ModulusConsts = [
-    0x43e1f593f0000001,
-    0x2833e84879b97091,
-    0xb85045b68181585d,
-    0x30644e72e131a029,
-    0xc2e1f593efffffff,
-];
+static FR_CONSTS: ModulusConsts = modulus_consts::<ark_bn254::FrConfig>();
 
 /// a·b·2^-256 mod m for a, b < m (Montgomery form), result < m; m is `consts`' modulus, whose
 /// top limb must be below 2^63 − 1 (both of BN254's fields qualify).
@@ -261,12 +254,7 @@ unsafe fn mont_mul_adx(a: &[u64; 4], b: &[u64; 4], consts: &ModulusConsts) -> [u
 }
 
 /// BN254's base-field modulus p.
-const P: [u64; 4] = [
-    0x3c208c16d87cfd47,
-    0x97816a916871ca8d,
-    0xb85045b68181585d,
-    0x30644e72e131a029,
-];
+const P: [u64; 4] = <ark_bn254::FqConfig as MontConfig<4>>::MODULUS.0;
 
 /// t − m if t ≥ m, for t < 2m (m: the first four limbs of `m`).
 #[inline(always)]
@@ -380,28 +368,32 @@ fn fq2_mul_lazy(a: &Fq2, b: &Fq2) -> Fq2 {
     )
 }
 
+/// a·b in the field of `C`, with the `mulx` assembly on `consts` (C's) when `ADX` (which
+/// callers set only after [`adx_available`] said so), arkworks' multiplication otherwise.
 #[inline(always)]
-fn fq_mul<const ADX: bool>(a: &Fq, b: &Fq) -> Fq {
+fn mont_mul<C: MontConfig<4>, const ADX: bool>(
+    a: &Fp256<MontBackend<C, 4>>,
+    b: &Fp256<MontBackend<C, 4>>,
+    #[allow(unused_variables)] consts: &ModulusConsts,
+) -> Fp256<MontBackend<C, 4>> {
     #[cfg(target_arch = "x86_64")]
     if ADX {
         // SAFETY: ADX is true only when `adx_available()` returned true.
-        let r = unsafe { mont_mul_adx(&(a.0).0, &(b.0).0, &FQ_CONSTS) };
-        return Fq::new_unchecked(ark_ff::BigInt(r));
+        let r = unsafe { mont_mul_adx(&(a.0).0, &(b.0).0, consts) };
+        return Fp256::new_unchecked(ark_ff::BigInt(r));
     }
     *a * b
 }
 
-/// a·b in BN254's scalar field, with the `mulx` assembly when `ADX` (which callers set only
-/// after [`adx_available`] said so): the NTTs' multiplication.
+#[inline(always)]
+fn fq_mul<const ADX: bool>(a: &Fq, b: &Fq) -> Fq {
+    mont_mul::<ark_bn254::FqConfig, ADX>(a, b, &FQ_CONSTS)
+}
+
+/// a·b in BN254's scalar field: the NTTs' multiplication (see [`mont_mul`]).
 #[inline(always)]
 pub fn fr_mul<const ADX: bool>(a: &ark_bn254::Fr, b: &ark_bn254::Fr) -> ark_bn254::Fr {
-    #[cfg(target_arch = "x86_64")]
-    if ADX {
-        // SAFETY: ADX is true only when `adx_available()` returned true.
-        let r = unsafe { mont_mul_adx(&(a.0).0, &(b.0).0, &FR_CONSTS) };
-        return ark_bn254::Fr::new_unchecked(ark_ff::BigInt(r));
-    }
-    *a * b
+    mont_mul::<ark_bn254::FrConfig, ADX>(a, b, &FR_CONSTS)
 }
 
 impl BatchField for Fq {
@@ -575,15 +567,11 @@ mod tests {
     }
 
     /// The same assembly with the scalar field's modulus (the NTTs'), on Fr's edges and random
-    /// values; the constants are checked against arkworks' own.
+    /// values.
     #[test]
     fn adx_scalar_field_multiplication_matches_arkworks() {
         use ark_bn254::Fr;
-        use ark_ff::{MontConfig, PrimeField};
-        assert_eq!(FR_CONSTS[..4], Fr::MODULUS.0);
-        assert_eq!(FR_CONSTS[4], <ark_bn254::FrConfig as MontConfig<4>>::INV);
-        assert_eq!(FQ_CONSTS[..4], Fq::MODULUS.0);
-        assert_eq!(FQ_CONSTS[4], <ark_bn254::FqConfig as MontConfig<4>>::INV);
+        use ark_ff::PrimeField;
         let mut rng = ark_std::test_rng();
         let mut values = vec![Fr::zero(), Fr::from(1u64), -Fr::from(1u64), -Fr::from(2u64)];
         // Stored limbs at their largest canonical value and just below.

@@ -25,6 +25,7 @@ mod imp {
 
     use ark_bn254::{Fq, Fq2, Fr};
     use ark_ff::One;
+    use ark_ff::fields::models::fp::MontConfig;
 
     use crate::prove::field::BatchField;
 
@@ -35,31 +36,32 @@ mod imp {
         const INV: u64;
     }
 
+    /// Four 64-bit limbs as five 52-bit ones.
+    const fn limbs52(m: [u64; 4]) -> [u64; 5] {
+        [
+            m[0] & MASK52,
+            ((m[0] >> 52) | (m[1] << 12)) & MASK52,
+            ((m[1] >> 40) | (m[2] << 24)) & MASK52,
+            ((m[2] >> 28) | (m[3] << 36)) & MASK52,
+            m[3] >> 16,
+        ]
+    }
+
     /// BN254's base field p (the MSM's coordinates).
     pub(super) struct BaseField;
     impl Modulus52 for BaseField {
-        const LIMBS: [u64; 5] = [
-            0x8c16d87cfd47,
-            0x916871ca8d3c2,
-            0x181585d97816a,
-            0xa029b85045b68,
-            0x30644e72e131,
-        ];
-        const INV: u64 = 0x20782e4866389;
+        const LIMBS: [u64; 5] = limbs52(<ark_bn254::FqConfig as MontConfig<4>>::MODULUS.0);
+        // −p⁻¹ mod 2^64 reduced mod 2^52 is −p⁻¹ mod 2^52.
+        const INV: u64 = <ark_bn254::FqConfig as MontConfig<4>>::INV & MASK52;
     }
 
     /// BN254's scalar field r (the NTTs).
     pub(super) struct ScalarField;
     impl Modulus52 for ScalarField {
-        const LIMBS: [u64; 5] = [
-            0x1f593f0000001,
-            0x4879b9709143e,
-            0x181585d2833e8,
-            0xa029b85045b68,
-            0x30644e72e131,
-        ];
-        const INV: u64 = 0x1f593efffffff;
+        const LIMBS: [u64; 5] = limbs52(<ark_bn254::FrConfig as MontConfig<4>>::MODULUS.0);
+        const INV: u64 = <ark_bn254::FrConfig as MontConfig<4>>::INV & MASK52;
     }
+
     const MASK52: u64 = (1 << 52) - 1;
 
     /// Eight field elements, limb `j` of lane `l` in lane `l` of `self.0[j]`; every limb below
@@ -109,7 +111,7 @@ mod imp {
         ]
     }
 
-    /// r − p where that is not negative, for normalised limbs of r < 2p.
+    /// r − m where that is not negative, for normalised limbs of r < 2m.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn reduce_once<M: Modulus52>(r: [__m512i; 5]) -> V {
@@ -213,7 +215,7 @@ mod imp {
             r[j] = _mm512_and_si512(d, m);
             c = _mm512_srai_epi64(d, 52);
         }
-        // Negative (a < b): add p back; the carry out of the top limb wraps away.
+        // Negative (a < b): add m back; the carry out of the top limb wraps away.
         let neg = _mm512_cmpneq_epi64_mask(c, _mm512_setzero_si512());
         let mut c = _mm512_setzero_si512();
         for j in 0..5 {

@@ -34,12 +34,18 @@ pub fn limbs_le(b: &[u8]) -> [u64; 4] {
     l
 }
 
+/// A canonical field element's limbs (value < modulus) from 32 little-endian bytes.
+#[inline]
+pub fn canonical<F: PrimeField<BigInt = BigInt<4>>>(b: &[u8]) -> Option<BigInt<4>> {
+    let v = BigInt::new(limbs_le(b));
+    (v < F::MODULUS).then_some(v)
+}
+
 impl PackedCoordinate for Fq {
     const BYTES: usize = 32;
     #[inline]
     fn read(b: &[u8]) -> Option<Fq> {
-        let v = BigInt::new(limbs_le(b));
-        (v < Fq::MODULUS).then(|| Fq::new_unchecked(v))
+        canonical::<Fq>(b).map(Fq::new_unchecked)
     }
 }
 
@@ -60,6 +66,15 @@ pub enum PackedError {
     NotOnCurve(usize),
     /// The bytes are not a whole number of points.
     Length(usize),
+}
+
+/// What one point's bytes hold.
+enum Stored<F> {
+    /// All zeros.
+    Infinity,
+    Point(F, F),
+    /// A coordinate is not below the modulus.
+    NotCanonical,
 }
 
 /// Points of curve `P` in the packed layout, every one checked (canonical coordinates, on the
@@ -95,20 +110,11 @@ where
         bytes
             .par_chunks_exact(size)
             .enumerate()
-            .try_for_each(|(i, b)| {
-                if b.iter().all(|&x| x == 0) {
-                    return Ok(());
-                }
-                let h = size / 2;
-                let (Some(x), Some(y)) = (P::BaseField::read(&b[..h]), P::BaseField::read(&b[h..]))
-                else {
-                    return Err(PackedError::NotCanonical(i));
-                };
-                if Affine::<P>::new_unchecked(x, y).is_on_curve() {
-                    Ok(())
-                } else {
-                    Err(PackedError::NotOnCurve(i))
-                }
+            .try_for_each(|(i, b)| match Self::decode(b) {
+                Stored::NotCanonical => Err(PackedError::NotCanonical(i)),
+                Stored::Infinity => Ok(()),
+                Stored::Point(x, y) if Affine::<P>::new_unchecked(x, y).is_on_curve() => Ok(()),
+                Stored::Point(..) => Err(PackedError::NotOnCurve(i)),
             })?;
         Ok(PackedPoints {
             bytes,
@@ -135,21 +141,29 @@ where
         self.raw(i).iter().all(|&x| x == 0)
     }
 
+    /// What one point's bytes hold.
+    #[inline]
+    fn decode(b: &[u8]) -> Stored<P::BaseField> {
+        if b.iter().all(|&x| x == 0) {
+            return Stored::Infinity;
+        }
+        let h = b.len() / 2;
+        match (P::BaseField::read(&b[..h]), P::BaseField::read(&b[h..])) {
+            (Some(x), Some(y)) => Stored::Point(x, y),
+            _ => Stored::NotCanonical,
+        }
+    }
+
     /// The coordinates of point `i`, None for the point at infinity.
     #[inline]
     pub fn xy(&self, i: usize) -> Option<(P::BaseField, P::BaseField)> {
-        let b = self.raw(i);
-        if b.iter().all(|&x| x == 0) {
-            return None;
-        }
-        let h = Self::POINT_BYTES / 2;
         // Checked when the points were wrapped. The bytes are read again here, from the
-        // mapping: a file changed underneath in between could make a coordinate unreadable, and
-        // it then reads as zero, a wrong base that the prover's self-verification rejects.
-        Some((
-            P::BaseField::read(&b[..h]).unwrap_or_default(),
-            P::BaseField::read(&b[h..]).unwrap_or_default(),
-        ))
+        // mapping: a file changed underneath in between could make a coordinate unreadable; it
+        // then reads as a missing base, a wrong sum that the prover's self-verification rejects.
+        match Self::decode(self.raw(i)) {
+            Stored::Point(x, y) => Some((x, y)),
+            Stored::Infinity | Stored::NotCanonical => None,
+        }
     }
 
     /// Point `i` as arkworks' affine point.
