@@ -19,13 +19,14 @@
 //! The butterflies and the scaling run on the MSM's arithmetic path: eight at a time in IFMA
 //! lanes ([`super::ifma::dif_span8`] and its siblings; the few butterflies of levels narrower
 //! than 16 and j < 8 of an inverse group take the scalar path) where the CPU has it, else one
-//! at a time with the `mulx` assembly ([`super::field::fr_mul`]), else arkworks'. The root of
+//! at a time with the `mulx` assembly ([`super::field::fr_mul`]), else arkworks' (the scalar
+//! butterflies add and subtract without branches on every path: [`super::field::fr_add`]). The root of
 //! unity is [`super::root_of_unity`]'s, the one snarkjs and rapidsnark use.
 
 use ark_ff::{Field, One, PrimeField};
 use rayon::prelude::*;
 
-use super::field::{adx_available, fr_mul};
+use super::field::{adx_available, fr_add, fr_mul, fr_sub};
 use super::ifma;
 use super::{Fr, ProveError, ScalarRepr, root_of_unity};
 
@@ -114,12 +115,12 @@ fn dif_scalar<const ADX: bool>(lo: &mut [Fr], hi: &mut [Fr], j0: usize, h: usize
     for (k, (a, b)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
         let j = j0 + k;
         let (x, y) = (*a, *b);
-        *a = x + y;
+        *a = fr_add(&x, &y);
         // ω_{2h}^{−j} = −ω_{2h}^{h−j}, so (x − y)·ω^{−j} = (y − x)·ω_{2h}^{h−j}.
         *b = if j == 0 {
-            x - y
+            fr_sub(&x, &y)
         } else {
-            fr_mul::<ADX>(&(y - x), &tw[h - j])
+            fr_mul::<ADX>(&fr_sub(&y, &x), &tw[h - j])
         };
     }
 }
@@ -144,8 +145,8 @@ fn dit_span<const ADX: bool, const IFMA: bool>(lo: &mut [Fr], hi: &mut [Fr], j0:
         let j = j0 + k;
         let x = *a;
         let y = if j == 0 { *b } else { fr_mul::<ADX>(b, &tw[j]) };
-        *a = x + y;
-        *b = x - y;
+        *a = fr_add(&x, &y);
+        *b = fr_sub(&x, &y);
     }
 }
 

@@ -452,6 +452,10 @@ const SEGMENT: usize = 16;
 /// dst\[idx\[j\]\] += pts\[j\] for every j, affine, with one shared inversion (eight lane
 /// inversions on the SIMD path). The indices must be distinct and no point may have its
 /// destination's x: the affine formula divides by the difference.
+///
+/// The scalar path keeps two independent chains of work in flight (two prefix products, then
+/// two additions at a time): on the `mulx` path that took 3 % off the G1 MSMs against one
+/// addition after the other, measured in whole proofs.
 fn add_affine_batch<F: BatchField, const ADX: bool>(
     dst: &mut [Xy<F>],
     idx: &[u32],
@@ -470,24 +474,93 @@ fn add_affine_batch<F: BatchField, const ADX: bool>(
         // No SIMD path for this field or CPU: do not ask again.
         *simd = None;
     }
+    // Two product chains, over the even and the odd positions: a `mulx` multiplication's
+    // latency (17 ns here) is above its share of the multiplier's throughput (14 ns), and a
+    // single chain would leave the multiplier idle between links.
+    let den = |dst: &[Xy<F>], j: usize| pts[j].x.sub_fast(&dst[idx[j] as usize].x);
     scratch.clear();
-    let mut acc = F::one();
-    for j in 0..n {
-        scratch.push(acc);
-        acc = acc.mul_with::<ADX>(&(pts[j].x - dst[idx[j] as usize].x));
+    let (mut even, mut odd) = (F::one(), F::one());
+    let mut j = 0;
+    while j + 1 < n {
+        scratch.push(even);
+        scratch.push(odd);
+        even = even.mul_with::<ADX>(&den(dst, j));
+        odd = odd.mul_with::<ADX>(&den(dst, j + 1));
+        j += 2;
+    }
+    if j < n {
+        scratch.push(even);
+        even = even.mul_with::<ADX>(&den(dst, j));
     }
     // Non-zero: equal x never enters a batch.
-    let mut inv = acc.inverse_fast().unwrap_or_else(F::zero);
-    for j in (0..n).rev() {
-        let b = idx[j] as usize;
-        let p = pts[j];
+    let inv = even
+        .mul_with::<ADX>(&odd)
+        .inverse_fast()
+        .unwrap_or_else(F::zero);
+    // 1/even and 1/odd, each walked back down its own chain.
+    let (mut inv_even, mut inv_odd) = (inv.mul_with::<ADX>(&odd), inv.mul_with::<ADX>(&even));
+    #[inline(always)]
+    fn add_one<F: BatchField, const ADX: bool>(
+        dst: &mut [Xy<F>],
+        b: usize,
+        p: &Xy<F>,
+        before: &F,
+        chain: &mut F,
+    ) {
         let q = dst[b];
-        let den = p.x - q.x;
-        let inv_j = inv.mul_with::<ADX>(&scratch[j]);
-        inv = inv.mul_with::<ADX>(&den);
-        let lambda = (p.y - q.y).mul_with::<ADX>(&inv_j);
-        let x3 = lambda.square_with::<ADX>() - q.x - p.x;
-        let y3 = lambda.mul_with::<ADX>(&(q.x - x3)) - q.y;
+        let den = p.x.sub_fast(&q.x);
+        let inv_j = chain.mul_with::<ADX>(before);
+        *chain = chain.mul_with::<ADX>(&den);
+        let lambda = p.y.sub_fast(&q.y).mul_with::<ADX>(&inv_j);
+        let x3 = lambda.square_with::<ADX>().sub_fast(&q.x.add_fast(&p.x));
+        let y3 = lambda.mul_with::<ADX>(&q.x.sub_fast(&x3)).sub_fast(&q.y);
         dst[b] = Xy { x: x3, y: y3 };
+    }
+    // Two additions at a time, their steps interleaved: one addition is a chain of four
+    // dependent multiplications, longer than the reorder window can look past, so written one
+    // after the other they would run mostly one at a time.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn add_two<F: BatchField, const ADX: bool>(
+        dst: &mut [Xy<F>],
+        (b, c): (usize, usize),
+        (p, r): (&Xy<F>, &Xy<F>),
+        (before_p, before_r): (&F, &F),
+        chain_p: &mut F,
+        chain_r: &mut F,
+    ) {
+        let (q, s) = (dst[b], dst[c]);
+        let inv_p = chain_p.mul_with::<ADX>(before_p);
+        let inv_r = chain_r.mul_with::<ADX>(before_r);
+        *chain_p = chain_p.mul_with::<ADX>(&p.x.sub_fast(&q.x));
+        *chain_r = chain_r.mul_with::<ADX>(&r.x.sub_fast(&s.x));
+        let lambda_p = p.y.sub_fast(&q.y).mul_with::<ADX>(&inv_p);
+        let lambda_r = r.y.sub_fast(&s.y).mul_with::<ADX>(&inv_r);
+        let x3_p = lambda_p.square_with::<ADX>().sub_fast(&q.x.add_fast(&p.x));
+        let x3_r = lambda_r.square_with::<ADX>().sub_fast(&s.x.add_fast(&r.x));
+        let y3_p = lambda_p
+            .mul_with::<ADX>(&q.x.sub_fast(&x3_p))
+            .sub_fast(&q.y);
+        let y3_r = lambda_r
+            .mul_with::<ADX>(&s.x.sub_fast(&x3_r))
+            .sub_fast(&s.y);
+        dst[b] = Xy { x: x3_p, y: y3_p };
+        dst[c] = Xy { x: x3_r, y: y3_r };
+    }
+    let mut j = n;
+    if n % 2 == 1 {
+        j -= 1;
+        add_one::<F, ADX>(dst, idx[j] as usize, &pts[j], &scratch[j], &mut inv_even);
+    }
+    while j >= 2 {
+        add_two::<F, ADX>(
+            dst,
+            (idx[j - 1] as usize, idx[j - 2] as usize),
+            (&pts[j - 1], &pts[j - 2]),
+            (&scratch[j - 1], &scratch[j - 2]),
+            &mut inv_odd,
+            &mut inv_even,
+        );
+        j -= 2;
     }
 }
