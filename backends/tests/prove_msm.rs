@@ -296,6 +296,17 @@ fn g2_matches_oracle() {
             ifma: false,
             phi_copy: false,
         },
+        // The `mulx` path's own batch (the inversion over Fq norms), where IFMA would
+        // otherwise take every batch.
+        MsmConfig {
+            window_bits: 7,
+            table_depth: 1,
+            glv: true,
+            threads: 2,
+            adx: true,
+            ifma: false,
+            phi_copy: false,
+        },
         MsmConfig {
             window_bits: 9,
             table_depth: 2,

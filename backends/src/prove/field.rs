@@ -52,6 +52,17 @@ pub trait BatchField: Field {
     /// self + other without a data-dependent branch (same value as `+`).
     fn add_fast(&self, other: &Self) -> Self;
 
+    /// The field a batch's shared inversion runs in. A batch inverts every denominator d
+    /// through one inversion and three multiplications per element; on G2 those would be Fq2
+    /// multiplications, but 1/d = d̄ / N(d) with the norm N(d) = d·d̄ in Fq, so the batch
+    /// inverts norms instead: two Fq squarings and five Fq multiplications per element in
+    /// place of three Fq2 multiplications. Fq is its own norm field (N(d) = d).
+    type Norm: BatchField;
+    /// N(self), non-zero for non-zero self.
+    fn norm_with<const ADX: bool>(&self) -> Self::Norm;
+    /// 1/self, given 1/N(self).
+    fn inverse_with_norm<const ADX: bool>(&self, inv_norm: &Self::Norm) -> Self;
+
     /// self⁻¹ (None for zero): the inversion each batch of affine additions shares.
     fn inverse_fast(&self) -> Option<Self> {
         self.inverse()
@@ -482,6 +493,15 @@ pub fn fr_add(a: &ark_bn254::Fr, b: &ark_bn254::Fr) -> ark_bn254::Fr {
 }
 
 impl BatchField for Fq {
+    type Norm = Fq;
+    #[inline(always)]
+    fn norm_with<const ADX: bool>(&self) -> Fq {
+        *self
+    }
+    #[inline(always)]
+    fn inverse_with_norm<const ADX: bool>(&self, inv_norm: &Fq) -> Fq {
+        *inv_norm
+    }
     #[inline(always)]
     fn sub_fast(&self, other: &Self) -> Self {
         mont_sub::<ark_bn254::FqConfig>(self, other)
@@ -528,6 +548,21 @@ impl BatchField for Fq {
 }
 
 impl BatchField for Fq2 {
+    type Norm = Fq;
+    /// (a + bu)(a − bu) = a² + b² (u² = −1); zero only for zero, −1 being a non-square in Fq.
+    #[inline(always)]
+    fn norm_with<const ADX: bool>(&self) -> Fq {
+        self.c0
+            .square_with::<ADX>()
+            .add_fast(&self.c1.square_with::<ADX>())
+    }
+    #[inline(always)]
+    fn inverse_with_norm<const ADX: bool>(&self, inv_norm: &Fq) -> Fq2 {
+        Fq2::new(
+            self.c0.mul_with::<ADX>(inv_norm),
+            Fq::zero().sub_fast(&self.c1.mul_with::<ADX>(inv_norm)),
+        )
+    }
     #[inline(always)]
     fn sub_fast(&self, other: &Self) -> Self {
         Fq2::new(self.c0.sub_fast(&other.c0), self.c1.sub_fast(&other.c1))
@@ -644,6 +679,44 @@ mod tests {
             for b in &scalars {
                 assert_eq!(fr_sub(a, b), *a - b, "{a} − {b}");
                 assert_eq!(fr_add(a, b), *a + b, "{a} + {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn inverses_through_the_norm_match_arkworks() {
+        let mut rng = ark_std::test_rng();
+        let mut values = edge_values();
+        values.extend((0..20).map(|_| Fq::rand(&mut rng)));
+        for a in &values {
+            for b in values.iter().take(12) {
+                let x = Fq2::new(*a, *b);
+                let Some(expect) = x.inverse() else { continue };
+                for adx in [false, adx_available()] {
+                    let (norm, inv) = if adx {
+                        let n = x.norm_with::<true>();
+                        (
+                            n,
+                            x.inverse_with_norm::<true>(&n.inverse().unwrap_or_default()),
+                        )
+                    } else {
+                        let n = x.norm_with::<false>();
+                        (
+                            n,
+                            x.inverse_with_norm::<false>(&n.inverse().unwrap_or_default()),
+                        )
+                    };
+                    assert!(!norm.is_zero(), "norm of {x}");
+                    assert_eq!(inv, expect, "1/({x}), mulx: {adx}");
+                }
+                if let Some(inv_a) = a.inverse() {
+                    assert_eq!(
+                        a.inverse_with_norm::<false>(
+                            &a.norm_with::<false>().inverse().unwrap_or_default()
+                        ),
+                        inv_a
+                    );
+                }
             }
         }
     }

@@ -21,7 +21,10 @@ const IN_BATCH: u8 = 2;
 const OVERFLOW: u8 = 4;
 
 /// Buckets of one window group with batched affine additions.
-pub(super) struct Accumulator<P: SWCurveConfig, const ADX: bool> {
+pub(super) struct Accumulator<P: SWCurveConfig, const ADX: bool>
+where
+    P::BaseField: BatchField,
+{
     buckets: Vec<Xy<P::BaseField>>,
     flags: Vec<u8>,
     overflow: Vec<Projective<P>>,
@@ -36,7 +39,7 @@ pub(super) struct Accumulator<P: SWCurveConfig, const ADX: bool> {
     pair_first: Vec<Xy<P::BaseField>>,
     pair_second: Vec<Xy<P::BaseField>>,
     pair_index: Vec<u32>,
-    scratch: Vec<P::BaseField>,
+    scratch: BatchScratch<P::BaseField>,
     simd: Option<SimdScratch>,
     cap: usize,
 }
@@ -400,7 +403,7 @@ where
         dense: &mut Vec<Xy<P::BaseField>>,
         idx: &[u32],
         pts: &[Xy<P::BaseField>],
-        scratch: &mut Vec<P::BaseField>,
+        scratch: &mut BatchScratch<P::BaseField>,
         simd: &mut Option<SimdScratch>,
     ) {
         if idx.is_empty() {
@@ -460,7 +463,7 @@ fn add_affine_batch<F: BatchField, const ADX: bool>(
     dst: &mut [Xy<F>],
     idx: &[u32],
     pts: &[Xy<F>],
-    scratch: &mut Vec<F>,
+    scratch: &mut BatchScratch<F>,
     simd: &mut Option<SimdScratch>,
 ) {
     let n = idx.len();
@@ -474,29 +477,38 @@ fn add_affine_batch<F: BatchField, const ADX: bool>(
         // No SIMD path for this field or CPU: do not ask again.
         *simd = None;
     }
-    // Two product chains, over the even and the odd positions: a `mulx` multiplication's
-    // latency (17 ns here) is above its share of the multiplier's throughput (14 ns), and a
-    // single chain would leave the multiplier idle between links.
-    let den = |dst: &[Xy<F>], j: usize| pts[j].x.sub_fast(&dst[idx[j] as usize].x);
+    // The shared inversion runs over the denominators' norms (Fq even on G2: see
+    // `BatchField::Norm`). Two product chains, over the even and the odd positions: a `mulx`
+    // multiplication's latency (17 ns here) is above its share of the multiplier's throughput
+    // (14 ns), and a single chain would leave the multiplier idle between links.
+    let norm = |dst: &[Xy<F>], j: usize| {
+        pts[j]
+            .x
+            .sub_fast(&dst[idx[j] as usize].x)
+            .norm_with::<ADX>()
+    };
     scratch.clear();
-    let (mut even, mut odd) = (F::one(), F::one());
+    let one = <F::Norm as ark_ff::One>::one();
+    let (mut even, mut odd) = (one, one);
     let mut j = 0;
     while j + 1 < n {
-        scratch.push(even);
-        scratch.push(odd);
-        even = even.mul_with::<ADX>(&den(dst, j));
-        odd = odd.mul_with::<ADX>(&den(dst, j + 1));
+        let (ne, no) = (norm(dst, j), norm(dst, j + 1));
+        scratch.push((even, ne));
+        scratch.push((odd, no));
+        even = even.mul_with::<ADX>(&ne);
+        odd = odd.mul_with::<ADX>(&no);
         j += 2;
     }
     if j < n {
-        scratch.push(even);
-        even = even.mul_with::<ADX>(&den(dst, j));
+        let ne = norm(dst, j);
+        scratch.push((even, ne));
+        even = even.mul_with::<ADX>(&ne);
     }
     // Non-zero: equal x never enters a batch.
     let inv = even
         .mul_with::<ADX>(&odd)
         .inverse_fast()
-        .unwrap_or_else(F::zero);
+        .unwrap_or_else(F::Norm::zero);
     // 1/even and 1/odd, each walked back down its own chain.
     let (mut inv_even, mut inv_odd) = (inv.mul_with::<ADX>(&odd), inv.mul_with::<ADX>(&even));
     #[inline(always)]
@@ -504,14 +516,14 @@ fn add_affine_batch<F: BatchField, const ADX: bool>(
         dst: &mut [Xy<F>],
         b: usize,
         p: &Xy<F>,
-        before: &F,
-        chain: &mut F,
+        (before, norm): &BatchEntry<F>,
+        chain: &mut F::Norm,
     ) {
         let q = dst[b];
-        let den = p.x.sub_fast(&q.x);
-        let inv_j = chain.mul_with::<ADX>(before);
-        *chain = chain.mul_with::<ADX>(&den);
-        let lambda = p.y.sub_fast(&q.y).mul_with::<ADX>(&inv_j);
+        let inv_norm = chain.mul_with::<ADX>(before);
+        *chain = chain.mul_with::<ADX>(norm);
+        let inv_den = p.x.sub_fast(&q.x).inverse_with_norm::<ADX>(&inv_norm);
+        let lambda = p.y.sub_fast(&q.y).mul_with::<ADX>(&inv_den);
         let x3 = lambda.square_with::<ADX>().sub_fast(&q.x.add_fast(&p.x));
         let y3 = lambda.mul_with::<ADX>(&q.x.sub_fast(&x3)).sub_fast(&q.y);
         dst[b] = Xy { x: x3, y: y3 };
@@ -520,20 +532,20 @@ fn add_affine_batch<F: BatchField, const ADX: bool>(
     // dependent multiplications, longer than the reorder window can look past, so written one
     // after the other they would run mostly one at a time.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn add_two<F: BatchField, const ADX: bool>(
         dst: &mut [Xy<F>],
         (b, c): (usize, usize),
         (p, r): (&Xy<F>, &Xy<F>),
-        (before_p, before_r): (&F, &F),
-        chain_p: &mut F,
-        chain_r: &mut F,
+        (entry_p, entry_r): (&BatchEntry<F>, &BatchEntry<F>),
+        (chain_p, chain_r): (&mut F::Norm, &mut F::Norm),
     ) {
         let (q, s) = (dst[b], dst[c]);
-        let inv_p = chain_p.mul_with::<ADX>(before_p);
-        let inv_r = chain_r.mul_with::<ADX>(before_r);
-        *chain_p = chain_p.mul_with::<ADX>(&p.x.sub_fast(&q.x));
-        *chain_r = chain_r.mul_with::<ADX>(&r.x.sub_fast(&s.x));
+        let inv_norm_p = chain_p.mul_with::<ADX>(&entry_p.0);
+        let inv_norm_r = chain_r.mul_with::<ADX>(&entry_r.0);
+        *chain_p = chain_p.mul_with::<ADX>(&entry_p.1);
+        *chain_r = chain_r.mul_with::<ADX>(&entry_r.1);
+        let inv_p = p.x.sub_fast(&q.x).inverse_with_norm::<ADX>(&inv_norm_p);
+        let inv_r = r.x.sub_fast(&s.x).inverse_with_norm::<ADX>(&inv_norm_r);
         let lambda_p = p.y.sub_fast(&q.y).mul_with::<ADX>(&inv_p);
         let lambda_r = r.y.sub_fast(&s.y).mul_with::<ADX>(&inv_r);
         let x3_p = lambda_p.square_with::<ADX>().sub_fast(&q.x.add_fast(&p.x));
@@ -558,9 +570,13 @@ fn add_affine_batch<F: BatchField, const ADX: bool>(
             (idx[j - 1] as usize, idx[j - 2] as usize),
             (&pts[j - 1], &pts[j - 2]),
             (&scratch[j - 1], &scratch[j - 2]),
-            &mut inv_odd,
-            &mut inv_even,
+            (&mut inv_odd, &mut inv_even),
         );
         j -= 2;
     }
 }
+
+/// Per position of a batch: the prefix product of its chain before it, and its denominator's
+/// norm.
+type BatchEntry<F> = (<F as BatchField>::Norm, <F as BatchField>::Norm);
+type BatchScratch<F> = Vec<BatchEntry<F>>;

@@ -8,7 +8,8 @@
 //!   (β·x, y); half the windows, so half the bucket reductions.
 //! - **Batched affine additions**: bucket sums stay affine. Additions are queued and executed
 //!   in batches that share one field inversion (Montgomery's trick), which makes an addition
-//!   cost about 5 multiplications and a squaring instead of the 11 of a mixed Jacobian one. A
+//!   cost about 5 multiplications and a squaring instead of the 11 of a mixed Jacobian one (on
+//!   G2 the shared inversion runs over the denominators' norms in Fq, not over Fq2). A
 //!   point whose bucket is already in the current batch waits for the next batch; one that
 //!   collides twice is spilled, and every doubling or cancellation (equal x) goes to a
 //!   Jacobian overflow bucket, so skewed scalars (all ones, say) cannot degrade a batch to one
