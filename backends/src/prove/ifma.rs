@@ -799,22 +799,13 @@ mod imp {
                 eprintln!("skipping: this CPU has no AVX-512 IFMA");
                 return;
             }
-            use ark_ff::{PrimeField, UniformRand};
             let mut rng = ark_std::test_rng();
-            let mut top = Fr::MODULUS;
-            top.0[0] -= 1;
-            let edge = [
-                Fr::from(0u64),
-                Fr::from(1u64),
-                -Fr::from(1u64),
-                -Fr::from(2u64),
-                Fr::new_unchecked(top),
-            ];
+            let edge = crate::prove::field::tests::fr_edge_values();
             for round in 0..300 {
                 let pick = |k: usize, rng: &mut _| -> [Fr; 8] {
                     std::array::from_fn(|l| {
                         if round < 25 {
-                            edge[(k * round + l) % 5]
+                            edge[(k * round + l) % edge.len()]
                         } else {
                             Fr::rand(rng)
                         }

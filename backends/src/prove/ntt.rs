@@ -19,9 +19,9 @@
 //! The butterflies and the scaling run on the MSM's arithmetic path: eight at a time in IFMA
 //! lanes ([`super::ifma::dif_span8`] and its siblings; the few butterflies of levels narrower
 //! than 16 and j < 8 of an inverse group take the scalar path) where the CPU has it, else one
-//! at a time with the `mulx` assembly ([`super::field::fr_mul`]), else arkworks' (the scalar
-//! butterflies add and subtract without branches on every path: [`super::field::fr_add`]). The root of
-//! unity is [`super::root_of_unity`]'s, the one snarkjs and rapidsnark use.
+//! at a time with the `mulx` assembly ([`super::field::fr_mul`]), else arkworks'; the scalar
+//! butterflies add and subtract without branches on every path ([`super::field::fr_add`]). The
+//! root of unity is [`super::root_of_unity`]'s, the one snarkjs and rapidsnark use.
 
 use ark_ff::{Field, One, PrimeField};
 use rayon::prelude::*;

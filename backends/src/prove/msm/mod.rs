@@ -26,7 +26,8 @@
 //!   whose running sums advance together, so the reduction too is batched affine additions.
 //! - **Field arithmetic picked at run time** ([`super::field`], [`super::ifma`]): batches run
 //!   eight additions at a time in AVX-512 IFMA where the CPU has it, with a BMI2/ADX Montgomery
-//!   multiplication otherwise, arkworks' portable code as the last resort.
+//!   multiplication otherwise, arkworks' portable multiplication as the last resort (additions,
+//!   subtractions and the Fq2 product are ours, branch-free and plain Rust, on every path).
 //!
 //! Work is split over rayon threads by (window group × chunk of points); every task owns its
 //! buckets, so there is no sharing while accumulating.
