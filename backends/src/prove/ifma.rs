@@ -4,12 +4,15 @@
 //! arithmetic is generic over the modulus (`Modulus52`), so both fields share it.
 //!
 //! On a CPU with AVX-512 IFMA (`vpmadd52luq`/`vpmadd52huq`) eight 254-bit Montgomery
-//! multiplications in 52-bit limbs cost about what two `mulx` ones do (measured here: 8–10 ns
-//! against 19–20 ns per multiplication), because the scalar multiplier is a single port while
-//! IFMA multiplies eight limb pairs per instruction. The batch of [`super::msm`] maps onto
-//! eight lanes directly: lane `l` owns the entries `8k + l`, so each lane keeps its own running
-//! product for the shared-inversion trick and the lanes never depend on one another. Only the
-//! eight lane products are inverted together on the scalar side.
+//! multiplications in 52-bit limbs take 27 ns when independent ones follow each other (39 ns
+//! of latency), against 14 ns for one `mulx` multiplication (measured here), because the
+//! scalar multiplier is a single port while IFMA multiplies eight limb pairs per instruction.
+//! The batch of [`super::msm`] maps onto eight lanes directly: lane `l` owns the entries
+//! `8k + l`, so each lane keeps its own running products for the shared-inversion trick and the
+//! lanes never depend on one another. Like the scalar batch, the lanes keep two product chains
+//! (even and odd groups of eight) and walk them back two groups at a time, and G2 inverts its
+//! denominators' norms in Fq rather than the Fq2 values. Only the eight lane products are
+//! inverted together on the scalar side.
 //!
 //! Values stay in arkworks' Montgomery form (x·2^256 mod p) everywhere; only inside this module
 //! they are split into five 52-bit limbs. A Montgomery product with R = 2^260 of (16·a, b) is
@@ -157,32 +160,31 @@ mod imp {
         ];
         let pinv = splat(M::INV);
         // Operand scanning over b's limbs. Each accumulator gets at most four 52-bit terms per
-        // round and keeps them for at most five rounds: below 2^57, no 64-bit overflow.
-        let mut t = [z; 6];
+        // round and keeps them for at most five rounds: below 2^57, no 64-bit overflow. Round i
+        // works on t[i..i + 6] and retires t[i]; indexing instead of shifting the window keeps
+        // every accumulator in a register (shifting an array made LLVM copy it through the
+        // stack, five spills and reloads per round).
+        let mut t = [z; 11];
         for i in 0..5 {
             let bi = b.0[i];
             for j in 0..5 {
-                t[j] = _mm512_madd52lo_epu64(t[j], a16[j], bi);
-                t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], a16[j], bi);
+                t[i + j] = _mm512_madd52lo_epu64(t[i + j], a16[j], bi);
+                t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], a16[j], bi);
             }
-            let q = _mm512_madd52lo_epu64(z, t[0], pinv);
+            let q = _mm512_madd52lo_epu64(z, t[i], pinv);
             for j in 0..5 {
                 let pj = splat(M::LIMBS[j]);
-                t[j] = _mm512_madd52lo_epu64(t[j], pj, q);
-                t[j + 1] = _mm512_madd52hi_epu64(t[j + 1], pj, q);
+                t[i + j] = _mm512_madd52lo_epu64(t[i + j], pj, q);
+                t[i + j + 1] = _mm512_madd52hi_epu64(t[i + j + 1], pj, q);
             }
-            // t[0] ≡ 0 mod 2^52 now: carry its high part up and drop the limb.
-            t[1] = _mm512_add_epi64(t[1], _mm512_srli_epi64(t[0], 52));
-            for j in 0..5 {
-                t[j] = t[j + 1];
-            }
-            t[5] = z;
+            // t[i] ≡ 0 mod 2^52 now: carry its high part up and retire the limb.
+            t[i + 1] = _mm512_add_epi64(t[i + 1], _mm512_srli_epi64(t[i], 52));
         }
         // (16a·b + q·p) / 2^260 < 2p: normalise the limbs, then subtract p once if needed.
         let mut r = [z; 5];
         let mut c = z;
         for j in 0..5 {
-            let v = _mm512_add_epi64(t[j], c);
+            let v = _mm512_add_epi64(t[5 + j], c);
             r[j] = _mm512_and_si512(v, m);
             c = _mm512_srli_epi64(v, 52);
         }
@@ -359,6 +361,54 @@ mod imp {
         }
     }
 
+    /// (a + bu)² = (a + b)(a − b) + 2ab·u: two multiplications.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn square2(a: V2) -> V2 {
+        let ab = mul(a.c0, a.c1);
+        V2 {
+            c0: mul(add(a.c0, a.c1), sub(a.c0, a.c1)),
+            c1: add(ab, ab),
+        }
+    }
+
+    /// N(a) = a0² + a1², in Fq (see `BatchField::Norm`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn norm2(a: V2) -> V {
+        add(mul(a.c0, a.c0), mul(a.c1, a.c1))
+    }
+
+    /// 1/a = conj(a)/N(a), given 1/N(a).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn inverse2(a: V2, inv_norm: V) -> V2 {
+        let z = V([_mm512_setzero_si512(); 5]);
+        V2 {
+            c0: mul(a.c0, inv_norm),
+            c1: sub(z, mul(a.c1, inv_norm)),
+        }
+    }
+
+    /// Fq is its own norm field.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn norm1(a: V) -> V {
+        a
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn inverse1(_a: V, inv_norm: V) -> V {
+        inv_norm
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn square1(a: V) -> V {
+        mul(a, a)
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn sub2(a: V2, b: V2) -> V2 {
@@ -419,22 +469,7 @@ mod imp {
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn one1() -> V {
-        splat_v(&Fq::one())
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn one2() -> V2 {
-        V2 {
-            c0: splat_v(&Fq::one()),
-            c1: splat_v(&Fq::from(0u64)),
-        }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn blend1(k: __mmask8, a: V, b: V) -> V {
+    fn blend(k: __mmask8, a: V, b: V) -> V {
         let mut r = a;
         for j in 0..5 {
             r.0[j] = _mm512_mask_blend_epi64(k, a.0[j], b.0[j]);
@@ -442,57 +477,19 @@ mod imp {
         r
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn blend2(k: __mmask8, a: V2, b: V2) -> V2 {
-        V2 {
-            c0: blend1(k, a.c0, b.c0),
-            c1: blend1(k, a.c1, b.c1),
-        }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn lanes1(v: V) -> [Fq; 8] {
-        lanes(v)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn lanes2(v: V2) -> [Fq2; 8] {
-        let (a, b) = (lanes(v.c0), lanes(v.c1));
-        std::array::from_fn(|l| Fq2::new(a[l], b[l]))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn from_lanes1(f: &[Fq; 8]) -> V {
-        from_lanes(f)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn from_lanes2(f: &[Fq2; 8]) -> V2 {
-        V2 {
-            c0: from_lanes(&std::array::from_fn(|l| f[l].c0)),
-            c1: from_lanes(&std::array::from_fn(|l| f[l].c1)),
-        }
-    }
-
     /// Scratch space kept between batches.
     #[derive(Default)]
     pub struct Scratch {
+        /// Per group of eight: the chain's product before it, and its denominators' norms.
         prefix: Vec<V>,
-        den: Vec<V>,
-        prefix2: Vec<V2>,
-        den2: Vec<V2>,
+        norm: Vec<V>,
     }
 
-    /// The batch loop, once per field: G1 over [`V`], G2 over [`V2`].
+    /// The batch loop, once per field: G1 over [`V`], G2 over [`V2`]. Both invert their
+    /// denominators' norms in Fq (`BatchField::Norm`), so the shared inversion is the same code.
     macro_rules! add_batch_fn {
-        ($name:ident, $field:ty, $lane:ty, $prefix:ident, $den:ident, $parts:expr,
-         $mul:ident, $sub:ident, $gather:ident, $scatter:ident, $one:ident, $blend:ident,
-         $lanes:ident, $from_lanes:ident) => {
+        ($name:ident, $field:ty, $parts:expr, $mul:ident, $square:ident, $sub:ident,
+         $norm:ident, $inverse:ident, $gather:ident, $scatter:ident) => {
             /// bucket\[b_j\] += point_j for every j, the lanes' inversions shared.
             ///
             /// # Safety
@@ -522,10 +519,13 @@ mod imp {
                 let bucket_base = buckets.as_mut_ptr() as *mut u8;
                 let point_base = points.as_ptr() as *const u8;
                 let groups = n.div_ceil(8);
-                let one: $lane = $one();
-                scratch.$prefix.clear();
-                scratch.$den.clear();
-                let mut acc = one;
+                let one = splat_v(&Fq::one());
+                scratch.prefix.clear();
+                scratch.norm.clear();
+                // Two product chains, over the even and the odd groups: one lane
+                // multiplication's latency is well above its share of the multiplier's
+                // throughput (measured: 39 against 27 ns), so one chain would leave it idle.
+                let mut acc = [one, one];
                 for k in 0..groups {
                     let (b_off, p_off, mask) = group(bucket_of, k, stride);
                     // SAFETY: offsets of live lanes address buckets[b_j] and points[8k + l].
@@ -536,48 +536,79 @@ mod imp {
                         )
                     };
                     // Idle lanes multiply by one.
-                    let den = $blend(mask, one, $sub(px, qx));
-                    scratch.$prefix.push(acc);
-                    scratch.$den.push(den);
-                    acc = $mul(acc, den);
+                    let norm = blend(mask, one, $norm($sub(px, qx)));
+                    let c = k & 1;
+                    scratch.prefix.push(acc[c]);
+                    scratch.norm.push(norm);
+                    acc[c] = mul(acc[c], norm);
                 }
-                // One inversion for the eight lane products (none is zero: no point has its
-                // bucket's x).
-                let prods = $lanes(acc);
-                let mut run = [<$field>::one(); 8];
-                let mut all = <$field>::one();
+                // One inversion for the eight lane products of both chains (none is zero: no
+                // point has its bucket's x, and a non-zero element has a non-zero norm).
+                let prods = lanes(mul(acc[0], acc[1]));
+                let mut run = [Fq::one(); 8];
+                let mut all = Fq::one();
                 for l in 0..8 {
                     run[l] = all;
                     all *= prods[l];
                 }
                 let mut inv_all = all.inverse_fast().unwrap_or_default();
-                let mut invs = [<$field>::one(); 8];
+                let mut invs = [Fq::one(); 8];
                 for l in (0..8).rev() {
                     invs[l] = inv_all * run[l];
                     inv_all *= prods[l];
                 }
-                let mut inv = $from_lanes(&invs);
-                for k in (0..groups).rev() {
-                    let (b_off, p_off, mask) = group(bucket_of, k, stride);
-                    let inv_k = $mul(inv, scratch.$prefix[k]);
-                    inv = $mul(inv, scratch.$den[k]);
+                let inv = from_lanes(&invs);
+                // 1/chain for each chain, walked back down separately.
+                let mut inv = [mul(inv, acc[1]), mul(inv, acc[0])];
+                // Two groups at a time (one of each chain), their steps interleaved.
+                let mut k = groups;
+                while k > 0 {
+                    let pair = k >= 2;
+                    let (k1, k0) = (k - 1, if pair { k - 2 } else { k - 1 });
+                    let (b1, p1, m1) = group(bucket_of, k1, stride);
+                    let (b0, p0, m0) = group(bucket_of, k0, stride);
+                    let (c1, c0) = (k1 & 1, k0 & 1);
+                    let inv_norm1 = mul(inv[c1], scratch.prefix[k1]);
+                    inv[c1] = mul(inv[c1], scratch.norm[k1]);
+                    let inv_norm0 = if pair {
+                        let v = mul(inv[c0], scratch.prefix[k0]);
+                        inv[c0] = mul(inv[c0], scratch.norm[k0]);
+                        v
+                    } else {
+                        inv_norm1
+                    };
                     // SAFETY: as above.
-                    let (qx, qy, px, py) = unsafe {
+                    let (qx1, qy1, px1, py1, qx0, qy0, px0, py0) = unsafe {
                         (
-                            $gather(bucket_base, _mm512_add_epi64(b_off, xo), mask, parts),
-                            $gather(bucket_base, _mm512_add_epi64(b_off, yo), mask, parts),
-                            $gather(point_base, _mm512_add_epi64(p_off, xo), mask, parts),
-                            $gather(point_base, _mm512_add_epi64(p_off, yo), mask, parts),
+                            $gather(bucket_base, _mm512_add_epi64(b1, xo), m1, parts),
+                            $gather(bucket_base, _mm512_add_epi64(b1, yo), m1, parts),
+                            $gather(point_base, _mm512_add_epi64(p1, xo), m1, parts),
+                            $gather(point_base, _mm512_add_epi64(p1, yo), m1, parts),
+                            $gather(bucket_base, _mm512_add_epi64(b0, xo), m0, parts),
+                            $gather(bucket_base, _mm512_add_epi64(b0, yo), m0, parts),
+                            $gather(point_base, _mm512_add_epi64(p0, xo), m0, parts),
+                            $gather(point_base, _mm512_add_epi64(p0, yo), m0, parts),
                         )
                     };
-                    let lambda = $mul($sub(py, qy), inv_k);
-                    let x3 = $sub($sub($mul(lambda, lambda), qx), px);
-                    let y3 = $sub($mul(lambda, $sub(qx, x3)), qy);
-                    // SAFETY: live lanes write their own (distinct) buckets.
+                    let inv1 = $inverse($sub(px1, qx1), inv_norm1);
+                    let inv0 = $inverse($sub(px0, qx0), inv_norm0);
+                    let l1 = $mul($sub(py1, qy1), inv1);
+                    let l0 = $mul($sub(py0, qy0), inv0);
+                    let x1 = $sub($sub($square(l1), qx1), px1);
+                    let x0 = $sub($sub($square(l0), qx0), px0);
+                    let y1 = $sub($mul(l1, $sub(qx1, x1)), qy1);
+                    let y0 = $sub($mul(l0, $sub(qx0, x0)), qy0);
+                    // SAFETY: live lanes write their own (distinct) buckets; without a pair
+                    // both halves computed the same group, written once.
                     unsafe {
-                        $scatter(bucket_base, _mm512_add_epi64(b_off, xo), mask, parts, x3);
-                        $scatter(bucket_base, _mm512_add_epi64(b_off, yo), mask, parts, y3);
+                        $scatter(bucket_base, _mm512_add_epi64(b1, xo), m1, parts, x1);
+                        $scatter(bucket_base, _mm512_add_epi64(b1, yo), m1, parts, y1);
+                        if pair {
+                            $scatter(bucket_base, _mm512_add_epi64(b0, xo), m0, parts, x0);
+                            $scatter(bucket_base, _mm512_add_epi64(b0, yo), m0, parts, y0);
+                        }
                     }
+                    k = if pair { k - 2 } else { k - 1 };
                 }
             }
         };
@@ -586,25 +617,18 @@ mod imp {
     add_batch_fn!(
         add_batch_g1,
         Fq,
-        V,
-        prefix,
-        den,
         |_: &Fq| [0, 0],
         mul,
+        square1,
         sub,
+        norm1,
+        inverse1,
         gather1,
-        scatter1,
-        one1,
-        blend1,
-        lanes1,
-        from_lanes1
+        scatter1
     );
     add_batch_fn!(
         add_batch_g2,
         Fq2,
-        V2,
-        prefix2,
-        den2,
         |x: &Fq2| {
             let base = x as *const Fq2 as usize;
             [
@@ -613,13 +637,12 @@ mod imp {
             ]
         },
         mul2,
+        square2,
         sub2,
+        norm2,
+        inverse2,
         gather2,
-        scatter2,
-        one2,
-        blend2,
-        lanes2,
-        from_lanes2
+        scatter2
     );
 
     /// Eight consecutive scalar-field elements at `p` (arkworks' layout: four 64-bit limbs
@@ -788,8 +811,21 @@ mod imp {
 
     #[cfg(test)]
     mod tests {
+        #[target_feature(enable = "avx512f")]
+        fn lanes2(v: V2) -> [Fq2; 8] {
+            let (a, b) = (lanes(v.c0), lanes(v.c1));
+            std::array::from_fn(|l| Fq2::new(a[l], b[l]))
+        }
+
+        #[target_feature(enable = "avx512f")]
+        fn from_lanes2(f: &[Fq2; 8]) -> V2 {
+            V2 {
+                c0: from_lanes(&std::array::from_fn(|l| f[l].c0)),
+                c1: from_lanes(&std::array::from_fn(|l| f[l].c1)),
+            }
+        }
         use super::*;
-        use ark_ff::UniformRand;
+        use ark_ff::{Field, UniformRand};
 
         /// The NTT kernels' lane arithmetic over the scalar field r, edges included, through
         /// the same transposing loads and stores the kernels use.
@@ -875,9 +911,18 @@ mod imp {
                     let y: [Fq2; 8] = std::array::from_fn(|l| Fq2::new(b[l], a[(l + 3) % 8]));
                     let (vx, vy) = (from_lanes2(&x), from_lanes2(&y));
                     let (m2, s2) = (lanes2(mul2(vx, vy)), lanes2(sub2(vx, vy)));
+                    let q2 = lanes2(square2(vx));
+                    let n2 = lanes(norm2(vx));
+                    let i2 = lanes2(inverse2(
+                        vx,
+                        from_lanes(&n2.map(|n| n.inverse().unwrap_or_default())),
+                    ));
                     for l in 0..8 {
                         assert_eq!(m2[l], x[l] * y[l]);
                         assert_eq!(s2[l], x[l] - y[l]);
+                        assert_eq!(q2[l], x[l].square());
+                        assert_eq!(n2[l], x[l].c0.square() + x[l].c1.square());
+                        assert_eq!(i2[l], x[l].inverse().unwrap_or_default());
                     }
                 }
                 for l in 0..8 {
