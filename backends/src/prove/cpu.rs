@@ -25,7 +25,10 @@ impl CpuProveBackend {
     fn config(&self, n: usize, pre: Precompute) -> MsmConfig {
         self.config_override.unwrap_or_else(|| {
             let mut c = MsmConfig::for_size(n, pre == Precompute::Tables);
-            c.phi_copy = pre == Precompute::Endomorphism;
+            // The copy saves one multiplication per point and window; only on the portable
+            // path is that worth the memory (the IFMA lanes compute the images a block at a
+            // time, and on the `mulx` path the copy never measured faster: see `Precompute`).
+            c.phi_copy = pre == Precompute::Endomorphism && !c.adx && !c.ifma;
             c
         })
     }

@@ -74,6 +74,17 @@ pub trait BatchField: Field {
         self.mul_with::<ADX>(beta)
     }
 
+    /// out\[i\] = x_of(points\[i\])·β with SIMD when this field has such a path on this CPU
+    /// and β lies in Fq; returns whether it did (false: `out` untouched, multiply one by one).
+    fn beta_images_simd<T>(
+        _points: &[T],
+        _x_of: impl Fn(&T) -> &Self,
+        _beta: &Self,
+        _out: &mut Vec<Self>,
+    ) -> bool {
+        false
+    }
+
     /// Runs a whole batch of affine additions bucket\[b_j\] += point_j with SIMD when this
     /// field has such a path on this CPU, and returns whether it did (false: nothing was
     /// touched, run the scalar loop). `x_of`/`y_of` locate the coordinates inside `T`. The
@@ -533,6 +544,22 @@ impl BatchField for Fq {
         }
     }
 
+    fn beta_images_simd<T>(
+        points: &[T],
+        x_of: impl Fn(&T) -> &Self,
+        beta: &Self,
+        out: &mut Vec<Self>,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if super::ifma::available() {
+            // SAFETY: IFMA is present.
+            unsafe { super::ifma::beta_images_g1(points, x_of, beta, out) };
+            return true;
+        }
+        let _ = (points, x_of, beta, out);
+        false
+    }
+
     fn add_batch_simd<T>(
         buckets: &mut [T],
         bucket_of: &[u32],
@@ -601,6 +628,22 @@ impl BatchField for Fq2 {
     fn mul_with<const ADX: bool>(&self, other: &Self) -> Self {
         fq2_mul_lazy(self, other)
     }
+    fn beta_images_simd<T>(
+        points: &[T],
+        x_of: impl Fn(&T) -> &Self,
+        beta: &Self,
+        out: &mut Vec<Self>,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if super::ifma::available() && beta.c1.is_zero() {
+            // SAFETY: IFMA is present.
+            unsafe { super::ifma::beta_images_g2(points, x_of, &beta.c0, out) };
+            return true;
+        }
+        let _ = (points, x_of, beta, out);
+        false
+    }
+
     fn add_batch_simd<T>(
         buckets: &mut [T],
         bucket_of: &[u32],

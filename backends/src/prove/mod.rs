@@ -79,9 +79,11 @@ pub enum Precompute {
     /// single proof).
     #[default]
     None,
-    /// Also keep the GLV endomorphism's image φ(P) = (β·x, y) of every base: the bases' memory
-    /// once more for MSMs 4–8 % faster on the IFMA path (measured at 2^16 and 2^18; no
-    /// difference measured on the ADX path). For keys kept across proofs.
+    /// Also keep the GLV endomorphism's image φ(P) = (β·x, y) of every base where that pays:
+    /// on the portable arithmetic, the bases' memory once more for proofs 3–5 % faster
+    /// (measured on a 2^16 key). The CPU backend keeps no copy on the `mulx` path (never
+    /// measurably faster) nor on the IFMA one (its lanes compute a block's images eight at a
+    /// time; with them the copy no longer measured faster). For keys kept across proofs.
     Endomorphism,
     /// Precompute shifted copies of the bases so that every later MSM shares one set of
     /// buckets; costs memory and a one-off doubling pass, pays back over repeated jobs.

@@ -5,7 +5,8 @@
 //! - **Signed digits**: scalars are recoded into digits in [-2^(c-1), 2^(c-1)), so a window needs
 //!   2^(c-1) buckets instead of 2^c; a negative digit adds the negated point (free in affine).
 //! - **GLV** (optional): k = k1 + λ·k2 with 127-bit halves, the second half against φ(P) =
-//!   (β·x, y); half the windows, so half the bucket reductions.
+//!   (β·x, y); half the windows, so half the bucket reductions. On the IFMA path a block's
+//!   φ(P) are computed eight at a time before its points enter the buckets.
 //! - **Batched affine additions**: bucket sums stay affine. Additions are queued and executed
 //!   in batches that share one field inversion (Montgomery's trick), which makes an addition
 //!   cost about 5 multiplications and a squaring instead of the 11 of a mixed Jacobian one (on
@@ -67,8 +68,9 @@ pub struct MsmConfig {
     /// a CPU without it. Off only to measure or test the other paths.
     pub ifma: bool,
     /// With GLV and no tables: keep φ(base) = (β·x, y) as a second copy of the bases instead
-    /// of multiplying x by β on every use. Costs the bases' memory once more; saves 4–8 % of MSM
-    /// time on the IFMA path (none measurable on the ADX one).
+    /// of multiplying x by β on every use. Costs the bases' memory once more; saves 3–5 % of a
+    /// proof on the portable path, nothing measurable on the others (IFMA computes a block's
+    /// images in lanes, [`BatchField::beta_images_simd`]).
     pub phi_copy: bool,
 }
 
@@ -364,8 +366,8 @@ where
         let results: Vec<(usize, Projective<P>)> = tasks
             .par_iter()
             .map_init(
-                || Accumulator::<P, ADX>::new(nb, self.ifma),
-                |acc, &(g, k)| {
+                || (Accumulator::<P, ADX>::new(nb, self.ifma), Vec::new()),
+                |(acc, phi_x), &(g, k)| {
                     let lo = k * chunk_len;
                     let hi = ((k + 1) * chunk_len).min(m);
                     let w_lo = g * depth as usize;
@@ -385,7 +387,23 @@ where
                             }
                             if let Some(beta) = self.beta {
                                 let d1 = &digits[((blk * parts + 1) * w + win) * DCH..][..DCH];
-                                if self.phi.is_empty() {
+                                if self.phi.is_empty()
+                                    && self.ifma
+                                    && P::BaseField::beta_images_simd(
+                                        &table[i..end],
+                                        |p| &p.x,
+                                        &beta,
+                                        phi_x,
+                                    )
+                                {
+                                    for (ii, &p) in table.iter().enumerate().take(end).skip(i) {
+                                        let d = d1[ii - blk * DCH];
+                                        if d != 0 {
+                                            let x = phi_x[ii - i];
+                                            acc.add_signed(d as i32, Xy { x, y: p.y });
+                                        }
+                                    }
+                                } else if self.phi.is_empty() {
                                     for (ii, &p) in table.iter().enumerate().take(end).skip(i) {
                                         let d = d1[ii - blk * DCH];
                                         if d != 0 {
