@@ -73,13 +73,11 @@ where
         }
     }
 
+    /// Adds ±p (− for a negative digit d) to bucket |d| − 1.
     #[inline]
-    pub(super) fn add_signed(&mut self, d: i32, mut p: Xy<P::BaseField>) {
+    pub(super) fn add_signed(&mut self, d: i32, p: &Xy<P::BaseField>) {
         let b = (d.unsigned_abs() - 1) as usize;
-        if d < 0 {
-            p.y = -p.y;
-        }
-        self.insert(b, p, false);
+        self.insert(b, p, d < 0, false);
         if self.batch_bucket.len() >= self.cap {
             self.flush();
         }
@@ -88,25 +86,34 @@ where
         }
     }
 
+    /// Queues bucket\[b\] += (−)p. The point is taken by reference and copied once, straight
+    /// into the batch (negated there): the common path touches it no more than that.
     #[inline]
-    fn insert(&mut self, b: usize, p: Xy<P::BaseField>, retried: bool) {
+    fn insert(&mut self, b: usize, p: &Xy<P::BaseField>, negate: bool, retried: bool) {
+        let signed = |p: &Xy<P::BaseField>| Xy {
+            x: p.x,
+            y: if negate { -p.y } else { p.y },
+        };
         let f = self.flags[b];
         if f & OCCUPIED == 0 {
-            self.buckets[b] = p;
+            self.buckets[b] = signed(p);
             self.flags[b] = f | OCCUPIED;
         } else if f & IN_BATCH != 0 {
             if retried {
-                self.spill.push((b as u32, p));
+                self.spill.push((b as u32, signed(p)));
             } else {
-                self.deferred.push((b as u32, p));
+                self.deferred.push((b as u32, signed(p)));
             }
         } else if self.buckets[b].x == p.x {
             // Doubling or cancellation: the affine formula divides by zero here.
-            self.push_overflow(b, p);
+            self.push_overflow(b, signed(p));
         } else {
             self.flags[b] = f | IN_BATCH;
             self.batch_bucket.push(b as u32);
-            self.batch_point.push(p);
+            self.batch_point.push(*p);
+            if negate && let Some(q) = self.batch_point.last_mut() {
+                q.y = -q.y;
+            }
         }
     }
 
@@ -123,7 +130,7 @@ where
         if !self.deferred.is_empty() {
             let deferred = std::mem::take(&mut self.deferred);
             for &(b, p) in &deferred {
-                self.insert(b as usize, p, true);
+                self.insert(b as usize, &p, false, true);
             }
             self.deferred = deferred;
             self.deferred.clear();
@@ -219,7 +226,7 @@ where
         // One point left per bucket: into the buckets, as one more batch.
         let rest = std::mem::take(&mut self.spill_next);
         for &(b, p) in &rest {
-            self.insert(b as usize, p, true);
+            self.insert(b as usize, &p, false, true);
         }
         self.run_batch();
         self.spill_next = rest;

@@ -379,7 +379,7 @@ where
                             let blk = i / DCH;
                             let end = ((blk + 1) * DCH).min(hi);
                             let d0 = &digits[((blk * parts) * w + win) * DCH..][..DCH];
-                            for (ii, &p) in table.iter().enumerate().take(end).skip(i) {
+                            for (ii, p) in table.iter().enumerate().take(end).skip(i) {
                                 let d = d0[ii - blk * DCH];
                                 if d != 0 {
                                     acc.add_signed(d as i32, p);
@@ -400,7 +400,7 @@ where
                                         let d = d1[ii - blk * DCH];
                                         if d != 0 {
                                             let x = phi_x[ii - i];
-                                            acc.add_signed(d as i32, Xy { x, y: p.y });
+                                            acc.add_signed(d as i32, &Xy { x, y: p.y });
                                         }
                                     }
                                 } else if self.phi.is_empty() {
@@ -409,7 +409,7 @@ where
                                         if d != 0 {
                                             acc.add_signed(
                                                 d as i32,
-                                                Xy {
+                                                &Xy {
                                                     x: p.x.mul_by_beta::<ADX>(&beta),
                                                     y: p.y,
                                                 },
@@ -417,7 +417,7 @@ where
                                         }
                                     }
                                 } else {
-                                    for (ii, &p) in self.phi.iter().enumerate().take(end).skip(i) {
+                                    for (ii, p) in self.phi.iter().enumerate().take(end).skip(i) {
                                         let d = d1[ii - blk * DCH];
                                         if d != 0 {
                                             acc.add_signed(d as i32, p);
