@@ -76,6 +76,7 @@ pub trait BatchField: Field {
 
     /// out\[i\] = x_of(points\[i\])·β with SIMD when this field has such a path on this CPU
     /// and β lies in Fq; returns whether it did (false: `out` untouched, multiply one by one).
+    /// `x_of` locates the coordinate inside `T` (the SIMD path panics otherwise).
     fn beta_images_simd<T>(
         _points: &[T],
         _x_of: impl Fn(&T) -> &Self,

@@ -418,6 +418,17 @@ mod imp {
         }
     }
 
+    /// The byte offset of `field` inside `elem`. The gathers and scatters read and write every
+    /// element at this offset, so it must lie inside the element: a coordinate accessor that
+    /// points elsewhere panics here instead of reading out of bounds.
+    fn field_offset<T, F>(elem: &T, field: &F) -> usize {
+        let offset = (field as *const F as usize).checked_sub(elem as *const T as usize);
+        match offset {
+            Some(o) if o + std::mem::size_of::<F>() <= std::mem::size_of::<T>() => o,
+            _ => panic!("a coordinate accessor must return a field of the element it is given"),
+        }
+    }
+
     /// Byte offsets of an element's Fq parts inside it (c0, c1 for Fq2; one part for Fq).
     type Parts = [usize; 2];
 
@@ -522,10 +533,9 @@ mod imp {
                 if n == 0 || buckets.is_empty() {
                     return;
                 }
-                let offset = |base: *const T, f: *const u8| f as usize - base as usize;
                 let b0 = &buckets[0];
-                let xo = splat(offset(b0, x_of(b0) as *const $field as *const u8) as u64);
-                let yo = splat(offset(b0, y_of(b0) as *const $field as *const u8) as u64);
+                let xo = splat(field_offset(b0, x_of(b0)) as u64);
+                let yo = splat(field_offset(b0, y_of(b0)) as u64);
                 let parts: Parts = $parts(x_of(b0));
                 let stride = std::mem::size_of::<T>() as u64;
                 let bucket_base = buckets.as_mut_ptr() as *mut u8;
@@ -673,7 +683,7 @@ mod imp {
                 out.clear();
                 out.resize(n, <$field>::default());
                 let Some(p0) = points.first() else { return };
-                let xo = x_of(p0) as *const $field as usize - p0 as *const T as usize;
+                let xo = field_offset(p0, x_of(p0));
                 let parts: Parts = $parts(x_of(p0));
                 let stride = std::mem::size_of::<T>() as u64;
                 let size = std::mem::size_of::<$field>() as u64;
@@ -937,6 +947,31 @@ mod imp {
                     .collect();
                 assert_eq!(out2, want2, "G2, {n} points");
             }
+        }
+
+        /// An accessor that points outside the element is refused before any lane reads.
+        #[test]
+        fn an_accessor_outside_the_element_is_refused() {
+            if !available() {
+                eprintln!("skipping: this CPU has no AVX-512 IFMA");
+                return;
+            }
+            static ELSEWHERE: Fq = Fq::new(ark_ff::BigInt([3, 0, 0, 0]));
+            let points = vec![(Fq::one(), Fq::one()); 9];
+            let refused = std::panic::catch_unwind(|| {
+                let mut out = Vec::new();
+                // SAFETY: IFMA checked above; the accessor is refused before any lane reads.
+                unsafe { beta_images_g1(&points, |_| &ELSEWHERE, &Fq::one(), &mut out) };
+            });
+            assert!(
+                refused.is_err(),
+                "an accessor outside the element was accepted"
+            );
+            // The same accessor on the element's own coordinate is accepted.
+            let mut out = Vec::new();
+            // SAFETY: IFMA checked above; `.0` lies inside the element.
+            unsafe { beta_images_g1(&points, |p| &p.0, &Fq::one(), &mut out) };
+            assert_eq!(out, vec![Fq::one(); 9]);
         }
 
         /// The NTT kernels' lane arithmetic over the scalar field r, edges included, through
