@@ -228,6 +228,19 @@ fn the_endomorphism_copy_changes_nothing_but_memory() {
     );
     let (point, m) = (64, bases.iter().filter(|b| !b.infinity).count()); // two Fq coordinates
     assert_eq!(lean.memory_bytes(), m * (point + 4));
+    // The copy itself, whatever path this machine's backend takes: twice the bases' memory.
+    let mut cfg = MsmConfig::for_size(bases.len(), false);
+    cfg.phi_copy = true;
+    let betas = [
+        backends::prove::glv::BETA_G1,
+        backends::prove::glv::BETA_G1.square(),
+    ];
+    let copied = PreparedMsm::<ark_bn254::g1::Config>::new(&bases, cfg, &betas).unwrap();
+    assert_eq!(copied.bytes(), m * (2 * point + 4));
+    assert_eq!(
+        copied.compute(&reprs(&scalars)).unwrap(),
+        lean.msm(&reprs(&scalars)).unwrap()
+    );
     let path = backends::prove::arith::current();
     let copies = if path.uses_adx() || path.uses_ifma() {
         1
@@ -289,45 +302,23 @@ fn g2_matches_oracle() {
         ark_bn254::Fq2::new(backends::prove::glv::BETA_G1, Zero::zero()),
         ark_bn254::Fq2::new(backends::prove::glv::BETA_G1.square(), Zero::zero()),
     ];
+    // (window, tables, GLV, mulx, IFMA, φ copy).
+    let config = |window_bits, table_depth, glv, adx, ifma, phi_copy| MsmConfig {
+        window_bits,
+        table_depth,
+        glv,
+        threads: 2,
+        adx,
+        ifma,
+        phi_copy,
+    };
     for cfg in [
-        MsmConfig {
-            window_bits: 7,
-            table_depth: 1,
-            glv: true,
-            threads: 2,
-            adx: true,
-            ifma: true,
-            phi_copy: true,
-        },
-        MsmConfig {
-            window_bits: 7,
-            table_depth: 1,
-            glv: true,
-            threads: 2,
-            adx: false,
-            ifma: false,
-            phi_copy: false,
-        },
+        config(7, 1, true, true, true, true),
+        config(7, 1, true, false, false, false),
         // The `mulx` path's own batch (the inversion over Fq norms), where IFMA would
         // otherwise take every batch.
-        MsmConfig {
-            window_bits: 7,
-            table_depth: 1,
-            glv: true,
-            threads: 2,
-            adx: true,
-            ifma: false,
-            phi_copy: false,
-        },
-        MsmConfig {
-            window_bits: 9,
-            table_depth: 2,
-            glv: false,
-            threads: 2,
-            adx: true,
-            ifma: true,
-            phi_copy: true,
-        },
+        config(7, 1, true, true, false, false),
+        config(9, 2, false, true, true, true),
     ] {
         let m = PreparedMsm::<ark_bn254::g2::Config>::new(&bases, cfg, &betas).unwrap();
         assert_eq!(m.compute(&reprs(&scalars)).unwrap(), expect, "{cfg:?}");

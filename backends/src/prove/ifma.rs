@@ -437,11 +437,7 @@ mod imp {
     }
 
     fn parts2(x: &Fq2) -> Parts {
-        let base = x as *const Fq2 as usize;
-        [
-            &x.c0 as *const Fq as usize - base,
-            &x.c1 as *const Fq as usize - base,
-        ]
+        [field_offset(x, &x.c0), field_offset(x, &x.c1)]
     }
 
     #[inline]
