@@ -50,7 +50,13 @@ struct ProofJson {
     pi_b: Vec<Vec<String>>,
     pi_c: Vec<String>,
     protocol: String,
+    /// rapidsnark, which proves over BN254 only, leaves it out of the proofs it writes.
+    #[serde(default = "bn128")]
     curve: String,
+}
+
+fn bn128() -> String {
+    "bn128".into()
 }
 
 #[derive(Serialize, Deserialize)]

@@ -1,8 +1,13 @@
 //! Process memory figures from `/proc/self/status` (Linux): the peak resident set (`VmHWM`),
-//! which is what "peak memory" means in the prover's reports, and the current one (`VmRSS`).
+//! which is what "peak memory" means in the prover's reports, and the current one (`VmRSS`);
+//! also another process's peak, for `bench` timing other provers.
 
 fn status_kib(key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib_of("self", key)
+}
+
+fn status_kib_of(pid: &str, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(key))?;
     line[key.len()..]
         .trim()
@@ -15,6 +20,12 @@ fn status_kib(key: &str) -> Option<u64> {
 /// Peak resident memory of this process in bytes (None where /proc is not available).
 pub fn peak_rss_bytes() -> Option<u64> {
     status_kib("VmHWM:").map(|k| k * 1024)
+}
+
+/// Peak resident memory of process `pid` in bytes, as long as it lives (None once it is gone,
+/// or where /proc is not available).
+pub fn peak_rss_bytes_of(pid: u32) -> Option<u64> {
+    status_kib_of(&pid.to_string(), "VmHWM:").map(|k| k * 1024)
 }
 
 /// Current resident memory of this process in bytes.

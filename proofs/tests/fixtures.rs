@@ -327,6 +327,23 @@ fn mismatched_files_give_clear_errors() {
     assert!(matches!(e, Error::Io { .. }), "{e}");
 }
 
+/// rapidsnark writes its proofs without snarkjs's `curve` field: one it wrote for the committed
+/// Poseidon key (`poseidon.rapidsnark.proof.json`, the witness's public signals as in
+/// `poseidon.public.json`) reads and verifies, and the same proof altered does not.
+#[test]
+fn rapidsnark_proofs_read_and_verify() {
+    let path = fixture("poseidon", "rapidsnark.proof.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("curve"), "the fixture is rapidsnark's shape");
+    let proof = Proof::load(&path).unwrap();
+    let vk = VerifyingKey::load(&fixture("poseidon", "vkey.json")).unwrap();
+    let public = json::load_public(&fixture("poseidon", "public.json")).unwrap();
+    assert!(verify(&vk, &proof, &public).unwrap());
+    let mut other = public.clone();
+    other[0] += Fr::from(1u64);
+    assert!(!verify(&vk, &proof, &other).unwrap());
+}
+
 #[test]
 fn json_inputs_are_checked() {
     let text = std::fs::read_to_string(fixture("mulchain", "proof.json")).unwrap();

@@ -442,6 +442,13 @@ pub struct BenchArgs {
     /// same files, as the baseline of the same run.
     #[arg(long)]
     pub snarkjs: bool,
+    /// With --work prove: also run another prover as a whole process beside `rigworker prove`
+    /// (on each arithmetic path this CPU has, or the one --prove-arith names), interleaved,
+    /// and report each one's time and peak memory with the ratios: NAME=COMMAND, the command
+    /// taking ZKEY WTNS PROOF PUBLIC after its own words (`rapidsnark=/path/to/prover`,
+    /// `snarkjs=snarkjs groth16 prove`). Repeatable. Every proof is verified.
+    #[arg(long, value_name = "NAME=COMMAND", value_parser = crate::commands::bench_whole::parse_peer)]
+    pub against: Vec<crate::commands::bench_whole::Peer>,
     /// Force the CPU prover's arithmetic path: ifma, adx or portable (default: the fastest
     /// this CPU has); refused when the CPU lacks it. For measuring one path against another.
     #[arg(long, env = "RIGWORKER_PROVE_ARITH", value_name = "PATH", value_parser = parse_arith)]

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{fixture, text};
+use common::{fixture, snarkjs, text};
 
 fn run(args: &[&str]) -> Output {
     common::run(args, &[])
@@ -19,25 +19,6 @@ fn required(name: &str) -> bool {
     std::env::var("RIGWORKER_REQUIRE_BACKENDS")
         .map(|v| v.split(',').any(|b| b.trim().eq_ignore_ascii_case(name)))
         .unwrap_or(false)
-}
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// snarkjs from $SNARKJS or PATH, or `None` with a SKIPPED line (a failure under CI).
-fn snarkjs() -> Option<String> {
-    let cmd = std::env::var("SNARKJS").unwrap_or_else(|_| "snarkjs".into());
-    let found = Command::new(&cmd).arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            !in_ci(),
-            "snarkjs is required under CI but `{cmd}` was not found"
-        );
-        println!("SKIPPED (snarkjs): `{cmd}` not found");
-        return None;
-    }
-    Some(cmd)
 }
 
 /// Whether `rigworker prove --backend NAME` can open its device here; prints why not.

@@ -3,7 +3,8 @@
 //! with the key loaded once, as a single proof would (no tables) and as a worker does (tables
 //! precomputed and kept), rows without tables also with the peak memory of one proof that
 //! streams the key (what a single `rigworker prove` does); and MSMs of 2^16..2^20 points against arkworks' own MSM measured in
-//! the same run. `--snarkjs` adds snarkjs's time on the same files as a baseline. The circuits
+//! the same run. `--snarkjs` adds snarkjs's time on the same files as a baseline; `--against`
+//! runs other provers and our own as whole processes side by side ([`super::bench_whole`]). The circuits
 //! are made once by our own setup (`proofs::synth`) and kept in a cache folder. `--plot` draws
 //! the MSM and proving times by size as an SVG chart.
 
@@ -16,6 +17,7 @@ use anyhow::{Context, Result, anyhow};
 use ark_ec::scalar_mul::BatchMulPreprocessing;
 use ark_ec::{PrimeGroup, VariableBaseMSM};
 use ark_ff::PrimeField;
+use backends::prove::arith::ArithPath;
 use backends::prove::{
     FixedBaseMsm, Fr, G1Projective, G2Projective, Precompute, ProveBackend, ScalarRepr,
 };
@@ -66,6 +68,8 @@ struct Report {
     arith: &'static str,
     prove: Vec<ProveResult>,
     msm: Vec<MsmResult>,
+    /// With `--against`: whole processes, ours and the peers', side by side.
+    whole: Vec<super::bench_whole::WholeResult>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -264,6 +268,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         arith: arith.name(),
         prove: Vec::new(),
         msm: Vec::new(),
+        whole: Vec::new(),
     };
     let mut sizes = args.msm_log.clone();
     if sizes.is_empty() {
@@ -279,7 +284,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .iter()
         .map(|b| if b.name() == "cpu" { 2 } else { 1 })
         .sum();
-    let steps = circuits.len() * prove_rows + sizes.len() * chosen.len();
+    let whole_steps = if args.against.is_empty() {
+        0
+    } else {
+        circuits.len()
+    };
+    let steps = circuits.len() * prove_rows + sizes.len() * chosen.len() + whole_steps;
     let progress = Progress::steps(
         ProgressMode::detect(args.json),
         "bench --work prove",
@@ -392,6 +402,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             progress.inc();
         }
     }
+    if !args.against.is_empty() {
+        let paths = match args.prove_arith {
+            Some(p) => vec![p],
+            None => ArithPath::available_paths(),
+        };
+        report.whole = super::bench_whole::measure(
+            &circuits,
+            &paths,
+            args.devices.threads,
+            &args.against,
+            repeat,
+            &progress,
+        )?;
+    }
     drop(progress);
     if let Some(path) = &args.plot {
         let doc = crate::plot::svg("rigworker bench --work prove", &charts(&report));
@@ -483,6 +507,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             m.arkworks_ms,
             m.speedup
         );
+    }
+    if !report.whole.is_empty() {
+        super::bench_whole::print(&report.whole, &args.against, repeat);
     }
     Ok(())
 }

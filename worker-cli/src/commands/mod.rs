@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_prove;
+pub mod bench_whole;
 pub mod devices;
 pub mod mine;
 pub mod pool;

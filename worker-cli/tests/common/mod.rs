@@ -31,3 +31,23 @@ pub fn text(o: &Output) -> String {
 pub fn fixture(name: &str) -> String {
     format!("{}/../proofs/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Whether this is a CI run (`CI` set and not "0" or "false"), where a missing tool fails.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// snarkjs from $SNARKJS or PATH, or `None` with a SKIPPED line (a failure under CI).
+pub fn snarkjs() -> Option<String> {
+    let cmd = std::env::var("SNARKJS").unwrap_or_else(|_| "snarkjs".into());
+    let found = Command::new(&cmd).arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            !in_ci(),
+            "snarkjs is required under CI but `{cmd}` was not found"
+        );
+        println!("SKIPPED (snarkjs): `{cmd}` not found");
+        return None;
+    }
+    Some(cmd)
+}
