@@ -2,7 +2,8 @@
 //! `rigworker prove` on every arithmetic path this CPU has. snarkjs (which CI installs) is the
 //! peer here: its proofs must verify, its peak memory must be its own (a Node.js process peaks
 //! far above ours, which a figure inherited from the bench process would hide), and a peer that
-//! fails or writes no proof must stop the bench with its name, not leave a fast row.
+//! fails, writes no proof, or writes a proof that is not of this key and witness must stop the
+//! bench with its name, not leave a fast row.
 
 mod common;
 
@@ -77,6 +78,69 @@ fn peers_run_beside_every_arithmetic_path_and_their_proofs_verify() {
     );
 }
 
+/// A peer that only copies committed files into place: `sh` and `cp`, whose peak is a few MB.
+fn copying_peer(dir: &std::path::Path, name: &str, proof: &str, public: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join(format!("{name}.sh"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n# ZKEY WTNS PROOF PUBLIC\ncp '{}' \"$3\" && cp '{}' \"$4\"\n",
+            fixture(proof),
+            fixture(public)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{name}={}", script.display())
+}
+
+#[test]
+fn a_peer_peak_is_its_own_and_a_wrong_proof_is_refused() {
+    let dir = std::env::temp_dir().join(format!("rigworker-against-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The right proof: a row whose peak is the shell's own, a few MB, below what the bench
+    // process itself holds (had the figure been inherited from it, as rusage's is, it could
+    // not be this small).
+    let o = bench_against(
+        &copying_peer(&dir, "copy", "mulchain.proof.json", "mulchain.public.json"),
+        true,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = r["whole"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["prover"] == "copy")
+        .cloned()
+        .unwrap();
+    let peak = row["peak_rss_bytes"].as_u64().unwrap();
+    assert!(peak > 0 && peak < 8 << 20, "{row}");
+    // Another circuit's proof with this witness's public signals does not verify; this
+    // circuit's proof with other public signals is not of this witness.
+    for (name, proof, public, says) in [
+        (
+            "other-key",
+            "poseidon.proof.json",
+            "mulchain.public.json",
+            "does not verify",
+        ),
+        (
+            "other-public",
+            "mulchain.proof.json",
+            "poseidon.public.json",
+            "public signals are not the witness's",
+        ),
+    ] {
+        let o = bench_against(&copying_peer(&dir, name, proof, public), true);
+        let t = text(&o);
+        assert!(!o.status.success(), "{name}: {t}");
+        assert!(t.contains(name) && t.contains(says), "{name}: {t}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_peer_that_fails_or_writes_no_proof_stops_the_bench() {
     for (peer, says) in [
@@ -91,10 +155,19 @@ fn a_peer_that_fails_or_writes_no_proof_stops_the_bench() {
         assert!(t.contains(name) && t.contains(says), "{peer}: {t}");
         assert!(!t.contains("panicked"), "{peer}: {t}");
     }
-    let o = run(
-        &["bench", "--work", "prove", "--against", "no-command"],
-        &[],
-    );
-    assert!(!o.status.success());
-    assert!(text(&o).contains("NAME=COMMAND"), "{}", text(&o));
+    for (args, says) in [
+        (
+            &["--work", "prove", "--against", "no-command"][..],
+            "NAME=COMMAND",
+        ),
+        (&["--against", "x=/bin/true"][..], "needs --work prove"),
+        (
+            &["--work", "prove", "--against", "rigworker=/bin/true"][..],
+            "a name of its own",
+        ),
+    ] {
+        let o = run(&[&["bench"][..], args].concat(), &[]);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
 }

@@ -192,6 +192,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.work == crate::cli::WorkKind::Prove {
         return super::bench_prove::run(args);
     }
+    if !args.against.is_empty() {
+        anyhow::bail!("--against compares provers: it needs --work prove");
+    }
     let seconds = super::seconds("--seconds", args.seconds)?;
     let mut results = Vec::new();
     let backends = crate::select::chosen(&args.devices)?;

@@ -295,6 +295,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "bench --work prove",
         steps as u64,
     );
+    // First, so that a peer whose command fails stops the bench at once, not after the rest.
+    if !args.against.is_empty() {
+        let paths = match args.prove_arith {
+            Some(p) => vec![p],
+            None => ArithPath::available_paths(),
+        };
+        report.whole = super::bench_whole::measure(
+            &circuits,
+            &paths,
+            args.devices.threads,
+            &args.against,
+            repeat,
+            &progress,
+        )?;
+    }
     for (name, zkey, wtns) in &circuits {
         let witness = Witness::load(wtns)?;
         let snarkjs_ms = if args.snarkjs {
@@ -401,20 +416,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
             progress.inc();
         }
-    }
-    if !args.against.is_empty() {
-        let paths = match args.prove_arith {
-            Some(p) => vec![p],
-            None => ArithPath::available_paths(),
-        };
-        report.whole = super::bench_whole::measure(
-            &circuits,
-            &paths,
-            args.devices.threads,
-            &args.against,
-            repeat,
-            &progress,
-        )?;
     }
     drop(progress);
     if let Some(path) = &args.plot {
