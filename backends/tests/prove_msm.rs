@@ -383,6 +383,35 @@ fn root_of_unity_is_snarkjs_one() {
     assert!(root_of_unity(3).is_none());
 }
 
+/// From 2^16 bases on, tables only where the cost model expects them to pay at least
+/// `TABLES_MIN_GAIN_PERCENT`: on 2 threads at 2^16 bases (measured 14 % faster whole proofs), not at 2^20 (measured no
+/// faster, for 3.4 GB of tables), nor at 2^16 on 16 threads (one bucket set split 16 ways
+/// reduces its 2^15 buckets 16 times).
+#[test]
+fn tables_are_built_only_where_they_pay() {
+    let with = MsmConfig::for_threads(1 << 16, true, 2);
+    assert!(with.table_depth > 1, "{with:?}");
+    assert_eq!(with.window_bits, 16);
+    for (n, threads) in [(1 << 20, 2), (1 << 22, 2), (1 << 16, 16), (1 << 20, 64)] {
+        assert_eq!(
+            MsmConfig::for_threads(n, true, threads),
+            MsmConfig::for_threads(n, false, threads),
+            "2^{} bases, {threads} threads",
+            n.trailing_zeros()
+        );
+    }
+    for n in [1 << 10, 1 << 16, 1 << 20] {
+        assert_eq!(MsmConfig::for_threads(n, false, 2).table_depth, 1);
+    }
+    // Small keys keep them whenever asked (the model is unchecked there, and they cost little).
+    for (n, threads) in [(200, 2), (1 << 10, 16), (1 << 15, 64)] {
+        assert!(
+            MsmConfig::for_threads(n, true, threads).table_depth > 1,
+            "{n}"
+        );
+    }
+}
+
 /// Tuning aid, not a check: times our MSM over window widths against arkworks' in the same run.
 /// `MSM_TIMING="16,18" cargo test --release -p backends --test prove_msm -- --ignored --nocapture`
 #[test]

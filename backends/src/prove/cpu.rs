@@ -28,7 +28,8 @@ impl CpuProveBackend {
             // The copy saves one multiplication per point and window; only on the portable
             // path is that worth the memory (the IFMA lanes compute the images a block at a
             // time, and on the `mulx` path the copy never measured faster: see `Precompute`).
-            c.phi_copy = pre == Precompute::Endomorphism && !c.adx && !c.ifma;
+            // Tables asked for where they would not pay (`for_size`) get the same.
+            c.phi_copy = pre != Precompute::None && c.table_depth == 1 && !c.adx && !c.ifma;
             c
         })
     }

@@ -86,7 +86,10 @@ pub enum Precompute {
     /// time; with them the copy no longer measured faster). For keys kept across proofs.
     Endomorphism,
     /// Precompute shifted copies of the bases so that every later MSM shares one set of
-    /// buckets; costs memory and a one-off doubling pass, pays back over repeated jobs.
+    /// buckets; costs memory and a one-off doubling pass, pays back over repeated jobs. The CPU
+    /// backend builds them for 2^16 bases or more only where its cost model expects them to
+    /// pay (`msm::TABLES_MIN_GAIN_PERCENT`; on 2 threads up to 2^19 bases, fewer with more
+    /// threads); elsewhere it prepares the bases as for [`Precompute::Endomorphism`].
     Tables,
 }
 

@@ -38,6 +38,10 @@ struct ProveResult {
     domain_size: u32,
     n_vars: u32,
     precompute: bool,
+    /// With `precompute` on the CPU: whether its cost model built tables for this size (it
+    /// declines where they would not pay, `MsmConfig::for_size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tables_built: Option<bool>,
     load_ms: f64,
     proofs: usize,
     /// Median of each phase, milliseconds (`total` last).
@@ -370,6 +374,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 domain_size: key.header.domain_size,
                 n_vars: key.header.n_vars,
                 precompute: pre == Precompute::Tables,
+                tables_built: (pre == Precompute::Tables && backend.name() == "cpu").then(|| {
+                    backends::prove::MsmConfig::for_size(key.header.n_vars as usize, true)
+                        .table_depth
+                        > 1
+                }),
                 load_ms: ms(load),
                 proofs: runs.len(),
                 phases_ms: phases,
@@ -472,7 +481,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             r.backend,
             r.circuit,
             format!("2^{}", r.domain_size.trailing_zeros()),
-            if r.precompute { "yes" } else { "no" },
+            match (r.precompute, r.tables_built) {
+                (false, _) => "no",
+                (true, Some(false)) => "no gain",
+                (true, _) => "yes",
+            },
             r.load_ms,
             get("ntt"),
             g1,

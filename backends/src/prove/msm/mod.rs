@@ -75,36 +75,54 @@ pub struct MsmConfig {
 }
 
 impl MsmConfig {
-    /// A good configuration for `n` bases on this machine, without or with tables.
+    /// A good configuration for `n` bases on this machine, without or with tables. From 2^16
+    /// bases on, tables are built only where the cost model says they save at least
+    /// [`TABLES_MIN_GAIN_PERCENT`]:
+    /// they save the bucket reductions and doublings, not the additions, and at 2^20 points
+    /// those are a few per cent of an MSM (measured there: no faster with tables, for 3.4 GB
+    /// and 71 s of building for a whole key).
     pub fn for_size(n: usize, tables: bool) -> MsmConfig {
-        let threads = rayon::current_num_threads().max(1);
+        Self::for_threads(n, tables, rayon::current_num_threads())
+    }
+
+    /// [`Self::for_size`] for `threads` threads. With many threads, tables can lose even
+    /// where they save reductions: one bucket set is split by points over the threads, and each
+    /// split reduces all 2^15 buckets (the model puts tables at 2^16 bases 0.65x as fast as none
+    /// with 16 threads), so such machines get none there.
+    pub fn for_threads(n: usize, tables: bool, threads: usize) -> MsmConfig {
+        let threads = threads.max(1);
         let log = usize::BITS - n.max(1).leading_zeros();
-        let (window_bits, table_depth) = if tables {
-            // One bucket set: only the point additions scale with n, so wide windows pay, up
-            // to 16 bits: 8 windows per GLV half. Wider windows need 17–18 bits before a
-            // window is saved, and then 2^16+ buckets (measured: c = 16 beat 13–15 by 15–25 %
-            // at 2^16 and 2^18 points).
-            let c = log.saturating_sub(1).clamp(4, 16);
-            let c = if log >= 15 { 16 } else { c };
-            let c = (2..=c)
-                .rev()
-                .find(|&c| glv::fills_top_window(GLV_BITS, c))
-                .unwrap_or(c);
+        // Every window has its own reduction of 2^(c-1) buckets: pick the width with the least
+        // modelled time (additions + reductions, rounded up to whole thread rounds), among the
+        // widths whose top window is not nearly empty (see `glv::fills_top_window`: 14 and 15
+        // lost 1.5-1.9x to 13 and 16 at 2^20).
+        let mut plain = (u64::MAX, 3);
+        for c in (3..=16u32).filter(|&c| glv::fills_top_window(GLV_BITS, c)) {
+            let t = modelled_time(n, c, 1, threads);
+            if t < plain.0 {
+                plain = (t, c);
+            }
+        }
+        // One bucket set: only the point additions scale with n, so wide windows pay, up to 16
+        // bits: 8 windows per GLV half. Wider windows need 17-18 bits before a window is saved,
+        // and then 2^16+ buckets (measured: c = 16 beat 13-15 by 15-25 % at 2^16 and 2^18
+        // points).
+        let c = log.saturating_sub(1).clamp(4, 16);
+        let c = if log >= 15 { 16 } else { c };
+        let c = (2..=c)
+            .rev()
+            .find(|&c| glv::fills_top_window(GLV_BITS, c))
+            .unwrap_or(c);
+        let with_tables = modelled_time(n, c, 64, threads);
+        // Below 2^16 bases the model was never checked against measurements, and tables there
+        // cost little: kept whenever asked for.
+        let pays = n < 1 << 16
+            || u128::from(plain.0) * 100
+                >= u128::from(with_tables) * u128::from(TABLES_MIN_GAIN_PERCENT);
+        let (window_bits, table_depth) = if tables && pays {
             (c, 64)
         } else {
-            // Every window has its own reduction of 2^(c-1) buckets: pick the width with the
-            // least modelled time (additions + reductions, rounded up to whole thread rounds),
-            // among the widths whose top window is not nearly empty (see
-            // `glv::fills_top_window`: 14 and 15 lost 1.5–1.9x to 13 and 16 at 2^20).
-            let mut best = (u64::MAX, 3);
-            for c in (3..=16u32).filter(|&c| glv::fills_top_window(GLV_BITS, c)) {
-                let windows = glv::windows_for(GLV_BITS, c) as usize;
-                let (_, t) = plan(n, 2, windows, 1usize << (c - 1), threads);
-                if t < best.0 {
-                    best = (t, c);
-                }
-            }
-            (best.1, 1)
+            (plain.1, 1)
         };
         let arith = super::arith::current();
         MsmConfig {
@@ -130,6 +148,24 @@ const BUCKET_COST: u64 = 27;
 /// model with 66 picked c = 8, 8, 10 at 2^10, 2^11, 2^13 points, which measured 1.18x, 1.29x
 /// and 1.26x slower than the c = 10, 10, 13 that this value picks.
 const BATCH_FIXED_COST: u64 = 280;
+
+/// The least modelled gain, in per cent of the time without tables, for which
+/// [`MsmConfig::for_size`] builds tables. The model said 19 % and 17 % at 2^16 and 2^18 points,
+/// where whole proofs measured 14 % and 13 % faster with tables, and 4 % at 2^20, where they
+/// measured no faster (AMD EPYC with IFMA, 2 threads; the MSM alone, `msm_timing`: 441 against
+/// 444 ms with IFMA, 956 against 998 ms with ADX).
+pub const TABLES_MIN_GAIN_PERCENT: u64 = 108;
+
+/// Modelled time of an MSM of `n` bases with windows of `c` bits, `depth` of them sharing one
+/// bucket set (1: no tables), split for `threads`.
+fn modelled_time(n: usize, c: u32, depth: u32, threads: usize) -> u64 {
+    let windows = glv::windows_for(GLV_BITS, c);
+    let depth = depth.clamp(1, windows);
+    let groups = windows.div_ceil(depth) as usize;
+    // Each task adds both GLV halves of its points once per window of its group.
+    let (_, t) = plan(n, 2 * depth as usize, groups, 1usize << (c - 1), threads);
+    t
+}
 
 /// How many point chunks to split each of `groups` bucket sets into for `threads` threads, and
 /// the modelled time: rounds of tasks × (additions + reduction of one task).
