@@ -46,6 +46,14 @@ pub const MODULUS: [u64; 4] = [
 /// Bit length bound of the two halves: |k1|, |k2| < 2^GLV_BITS.
 pub const GLV_BITS: u32 = 127;
 
+/// A tighter bound on |k1| and |k2|: (1 + 1/8)·(B1 + B2) ≈ 0.978·2^127. Babai's rounding leaves
+/// (k1, k2) = e1·v1 + e2·v2 with e_i ∈ [0, 1 + d_i), d_i what the truncated multipliers lose at
+/// k < r (d1 < 0.016, d2 < 0.082, computed exactly from G1 and G2), so |k1| ≤ e1·A1 + e2·A2 and
+/// |k2| ≤ e1·B1 + e2·B2 both stay below it (the largest seen in tests: 0.94·2^127). The windows
+/// need it: where c divides 128, a half above (2^(c-1) - 1)·2^(128-c) fills the top window and a
+/// carry from below pushes its digit out of range (c = 4: above 0.875·2^127).
+pub const GLV_MAX: u128 = (B1_ABS + B2) + ((B1_ABS + B2) >> 3) + 1;
+
 /// True when `k` (canonical limbs) is below r.
 #[inline]
 pub fn is_canonical(k: &[u64; 4]) -> bool {
@@ -116,11 +124,36 @@ pub fn decompose(k: &[u64; 4]) -> (u128, bool, u128, bool) {
     (m1, n1, m2, n2)
 }
 
-/// Number of signed `c`-bit windows that hold any value below 2^bits.
+/// Number of signed `c`-bit windows for the MSM's magnitudes: the GLV halves (`bits` =
+/// [`GLV_BITS`], bounded by [`GLV_MAX`]) or any value below 2^bits.
 pub fn windows_for(bits: u32, c: u32) -> u32 {
-    // Signed digits lie in [-2^(c-1), 2^(c-1)): the top window must not carry out, so one bit of
-    // headroom is needed above the value.
-    (bits + 1).div_ceil(c)
+    if bits == GLV_BITS {
+        let m = GLV_MAX;
+        windows_for_max(&[m as u64, (m >> 64) as u64, 0, 0], c)
+    } else {
+        let mut max = [0u64; 4];
+        for (i, l) in max.iter_mut().enumerate() {
+            let b = bits.saturating_sub(64 * i as u32).min(64);
+            *l = if b == 64 { u64::MAX } else { (1u64 << b) - 1 };
+        }
+        windows_for_max(&max, c)
+    }
+}
+
+/// Number of signed `c`-bit windows that hold every magnitude up to `max` (little-endian
+/// limbs). Digits lie in [-2^(c-1), 2^(c-1)) and each may carry one into the next window, so
+/// the top window's own bits of `max` must stay below 2^(c-1) - 1.
+pub fn windows_for_max(max: &[u64; 4], c: u32) -> u32 {
+    let limit = (1u64 << (c - 1)) - 1;
+    let mut top = *max;
+    let mut w = 1;
+    while top[1] | top[2] | top[3] != 0 || top[0] >= limit {
+        for i in 0..4 {
+            top[i] = (top[i] >> c) | top.get(i + 1).map_or(0, |&h| h << (64 - c));
+        }
+        w += 1;
+    }
+    w
 }
 
 /// Whether windows of `c` bits cover `bits` (plus the signed digits' headroom bit) without a
@@ -134,8 +167,9 @@ pub fn fills_top_window(bits: u32, c: u32) -> bool {
     top + 2 >= c
 }
 
-/// Writes the signed base-2^c digits of ±`mag` (`mag` < 2^(c·out.len() - 1)) into `out`,
-/// least significant first; each digit is in [-2^(c-1), 2^(c-1)).
+/// Writes the signed base-2^c digits of ±`mag` into `out` (`out.len()` windows as
+/// [`windows_for_max`] counts them for a bound on `mag`), least significant first; each digit
+/// is in [-2^(c-1), 2^(c-1)).
 #[inline]
 pub fn signed_digits(mag: &[u64], negative: bool, c: u32, out: &mut [i32]) {
     let mask = (1u64 << c) - 1;
@@ -233,9 +267,90 @@ mod tests {
         for k in specials {
             let kb = k.into_bigint();
             let (m1, n1, m2, n2) = decompose(&kb.0);
-            assert!(m1 < 1u128 << GLV_BITS && m2 < 1u128 << GLV_BITS);
+            assert!(m1 <= GLV_MAX && m2 <= GLV_MAX);
             assert_eq!(to_fr(m1, n1) + LAMBDA * to_fr(m2, n2), k);
         }
+    }
+
+    /// The GLV bound's ingredient: a truncated multiplier G = ⌊2^256·B/r⌋ loses
+    /// k·(2^256·B − G·r)/(r·2^256) of a step at k < r, under 1/8 when 2^256·B − G·r < 2^253,
+    /// which `GLV_MAX`'s (1 + 1/8) allows for.
+    #[test]
+    fn glv_max_covers_the_rounding() {
+        for (b, g) in [(B2, &G1[..]), (B1_ABS, &G2[..])] {
+            // 2^256·b − g·r, in 9 limbs: b·2^256 is b's limbs moved up four.
+            let mut lhs = [0u64; 9];
+            lhs[4] = b as u64;
+            lhs[5] = (b >> 64) as u64;
+            let mut gr = [0u64; 9];
+            for (i, &gi) in g.iter().enumerate() {
+                let mut carry = 0u128;
+                for (j, &rj) in MODULUS.iter().enumerate() {
+                    let t = gr[i + j] as u128 + gi as u128 * rj as u128 + carry;
+                    gr[i + j] = t as u64;
+                    carry = t >> 64;
+                }
+                gr[i + 4] = carry as u64;
+            }
+            let mut diff = [0u64; 9];
+            let mut borrow = false;
+            for i in 0..9 {
+                let (d, b1) = lhs[i].overflowing_sub(gr[i]);
+                let (d, b2) = d.overflowing_sub(borrow as u64);
+                diff[i] = d;
+                borrow = b1 | b2;
+            }
+            assert!(!borrow, "G must not exceed 2^256·B/r");
+            // 0 ≤ diff < r (G is the floor), and 8·diff < 2^256: the loss k·diff/(r·2^256)
+            // stays under 1/8 for every k < r.
+            assert!(diff[4..].iter().all(|&l| l == 0));
+            let d = BigInt::<4>([diff[0], diff[1], diff[2], diff[3]]);
+            assert!(d.num_bits() <= 253, "{d}");
+        }
+        // GLV_MAX (0.978·2^127) stays within the halves' 127 bits.
+        const { assert!(GLV_MAX < 1u128 << GLV_BITS) };
+    }
+
+    /// The windows hold the extreme magnitudes: GLV_MAX itself (its digits in range and
+    /// summing back) at every width, and any value below 2^bits for the plain path.
+    #[test]
+    fn windows_hold_their_bounds() {
+        for c in 2..=16u32 {
+            for (max, w) in [
+                (
+                    [GLV_MAX as u64, (GLV_MAX >> 64) as u64, 0, 0],
+                    windows_for(GLV_BITS, c),
+                ),
+                (
+                    [u64::MAX, u64::MAX, u64::MAX, (1 << 61) - 1],
+                    windows_for(253, c),
+                ),
+            ] {
+                // The worst digits: every window at its largest, so every carry happens.
+                let mut d = vec![0i32; w as usize];
+                signed_digits(&max, false, c, &mut d);
+                let lim = 1i32 << (c - 1);
+                assert!(
+                    d.iter().all(|&x| (-lim..lim).contains(&x)),
+                    "c = {c}: {d:?}"
+                );
+                let mut acc = BigInt::<4>([0; 4]);
+                for &x in d.iter().rev() {
+                    acc <<= c;
+                    if x >= 0 {
+                        acc.add_with_carry(&BigInt::from(x as u64));
+                    } else {
+                        acc.sub_with_borrow(&BigInt::from((-x) as u64));
+                    }
+                }
+                assert_eq!(acc.0, max, "c = {c}");
+            }
+        }
+        // Where c divides 128 the GLV halves need one window more than 128/c only when the
+        // bound reaches the top window's limit: c = 2 and 4, not 8 or 16.
+        assert_eq!(windows_for(GLV_BITS, 4), 33);
+        assert_eq!(windows_for(GLV_BITS, 8), 16);
+        assert_eq!(windows_for(GLV_BITS, 16), 8);
     }
 
     #[test]
