@@ -276,6 +276,16 @@ impl PreparedKey {
     }
 
     /// Bytes held by the prepared MSM bases and the coefficients.
+    /// Whether any of the key's MSMs runs on precomputed tables (`Precompute::Tables` builds
+    /// them only where they pay).
+    pub fn has_tables(&self) -> bool {
+        self.a.has_tables()
+            || self.b1.has_tables()
+            || self.b2.has_tables()
+            || self.c.has_tables()
+            || self.h.has_tables()
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.a.memory_bytes()
             + self.b1.memory_bytes()

@@ -1,9 +1,10 @@
 //! `bench --work prove --against NAME=COMMAND`: other provers run as whole processes beside
 //! `rigworker prove` on every arithmetic path this CPU has. snarkjs (which CI installs) is the
-//! peer here: its proofs must verify, its peak memory must be its own (a Node.js process peaks
-//! far above ours, which a figure inherited from the bench process would hide), and a peer that
-//! fails, writes no proof, or writes a proof that is not of this key and witness must stop the
-//! bench with its name, not leave a fast row.
+//! peer here: its proofs must verify and its peak memory must be its own (Node.js peaks far
+//! above our prover); a peer that only copies files (`sh`, a few MB) must show a peak below
+//! the bench process's own, which a figure inherited from it could not; and a peer that fails,
+//! writes no proof, or writes a proof that is not of this key and witness must stop the bench
+//! with its name, not leave a fast row.
 
 mod common;
 
@@ -55,8 +56,8 @@ fn peers_run_beside_every_arithmetic_path_and_their_proofs_verify() {
         assert!(w["median_s"].as_f64().unwrap() > 0.0, "{w}");
         assert!(w["peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{w}");
     }
-    // Node.js alone takes tens of MB; our prover on this small key far less. Had the children
-    // inherited the bench's own high-water mark, they would read alike.
+    // Node.js alone takes tens of MB, our prover on this small key far less: each row is its
+    // own process's. (That no row inherits the bench's memory is the tiny peer's check below.)
     let theirs_peak = theirs[0]["peak_rss_bytes"].as_u64().unwrap();
     for w in &ours {
         assert!(

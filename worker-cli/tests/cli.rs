@@ -473,6 +473,12 @@ fn bench_work_prove_reports_phases_and_msm_ratios_as_json() {
     assert_eq!(prove.len(), 2, "with and without tables: {r}");
     for p in prove {
         assert_eq!(p["circuit"], "mulchain");
+        // A key this small keeps its tables when asked for; rows without say nothing.
+        assert_eq!(
+            p["tables_built"].as_bool(),
+            (p["precompute"] == true).then_some(true),
+            "{p}"
+        );
         // Rows without tables also report the peak of one proof that streams the key.
         assert_eq!(
             p["single_proof_peak_rss_bytes"]

@@ -70,6 +70,11 @@ pub trait FixedBaseMsm<G>: Send + Sync {
     fn msm(&self, scalars: &[ScalarRepr]) -> Result<G, ProveError>;
     /// Bytes this prepared set keeps in memory (tables included), for reporting.
     fn memory_bytes(&self) -> usize;
+    /// Whether precomputed tables back this set (`Precompute::Tables` builds them only where
+    /// they pay), for reporting.
+    fn has_tables(&self) -> bool {
+        false
+    }
 }
 
 /// How much work to spend preparing fixed bases.

@@ -4,8 +4,8 @@
 //! precomputed and kept), rows without tables also with the peak memory of one proof that
 //! streams the key (what a single `rigworker prove` does); and MSMs of 2^16..2^20 points against arkworks' own MSM measured in
 //! the same run. `--snarkjs` adds snarkjs's time on the same files as a baseline; `--against`
-//! runs other provers and our own as whole processes side by side ([`super::bench_whole`]). The circuits
-//! are made once by our own setup (`proofs::synth`) and kept in a cache folder. `--plot` draws
+//! runs other provers and our own as whole processes side by side ([`super::bench_whole`]).
+//! The circuits are made once by our own setup (`proofs::synth`) and kept in a cache folder. `--plot` draws
 //! the MSM and proving times by size as an SVG chart.
 
 use std::path::{Path, PathBuf};
@@ -38,8 +38,8 @@ struct ProveResult {
     domain_size: u32,
     n_vars: u32,
     precompute: bool,
-    /// With `precompute` on the CPU: whether its cost model built tables for this size (it
-    /// declines where they would not pay, `MsmConfig::for_size`).
+    /// With `precompute`: whether tables were built (the CPU's cost model declines them where
+    /// they would not pay, `MsmConfig::for_size`).
     #[serde(skip_serializing_if = "Option::is_none")]
     tables_built: Option<bool>,
     load_ms: f64,
@@ -145,8 +145,7 @@ fn random_scalars(n: usize) -> Vec<Fr> {
 
 fn time_snarkjs(zkey: &Path, wtns: &Path, repeat: u32) -> Result<f64> {
     let cmd = std::env::var("SNARKJS").unwrap_or_else(|_| "snarkjs".into());
-    let out = std::env::temp_dir().join(format!("rigworker-bench-snarkjs-{}", std::process::id()));
-    std::fs::create_dir_all(&out)?;
+    let out = super::bench_whole::private_temp_dir("rigworker-bench-snarkjs")?;
     let mut times = Vec::new();
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
@@ -374,11 +373,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 domain_size: key.header.domain_size,
                 n_vars: key.header.n_vars,
                 precompute: pre == Precompute::Tables,
-                tables_built: (pre == Precompute::Tables && backend.name() == "cpu").then(|| {
-                    backends::prove::MsmConfig::for_size(key.header.n_vars as usize, true)
-                        .table_depth
-                        > 1
-                }),
+                tables_built: (pre == Precompute::Tables).then(|| key.has_tables()),
                 load_ms: ms(load),
                 proofs: runs.len(),
                 phases_ms: phases,

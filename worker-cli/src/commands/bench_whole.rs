@@ -1,7 +1,7 @@
 //! `bench --work prove --against NAME=COMMAND`: whole processes side by side. `rigworker prove`
 //! (once per arithmetic path this CPU has, or the one `--prove-arith` names) and each other
-//! prover given are run on the same key and witness, from spawn to exit (reading the key
-//! included), with the peak resident memory the kernel recorded for each process. Runs are
+//! prover given are run on the same key and witness, from the program's start to its exit
+//! (reading the key included), with each process's own peak resident memory. Runs are
 //! interleaved (every prover once, then every prover again) so that a machine whose speed drifts
 //! over minutes, as shared ones do, shifts every row alike, and each row is a median. Every
 //! proof, ours and theirs, is verified against the key's verifying key: a prover that fails or
@@ -129,15 +129,16 @@ pub fn measure(
         }
     }
     let contenders = contenders(paths, threads, peers)?;
-    let dir = private_temp_dir()?;
+    let dir = private_temp_dir("rigworker-bench-whole")?;
     let result = measure_in(&dir, circuits, &contenders, repeat, progress);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-/// A new folder only we can enter: the provers write their proofs there, and a name another
-/// user could have made first (with links inside) must not be reused.
-fn private_temp_dir() -> Result<PathBuf> {
+/// A new folder `PREFIX-…` under the temp dir that only we can enter: provers write their
+/// proofs there, and a name another user could have made first (with links inside) must not
+/// be reused.
+pub(super) fn private_temp_dir(prefix: &str) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
     let mut seed = std::time::SystemTime::now()
@@ -145,7 +146,7 @@ fn private_temp_dir() -> Result<PathBuf> {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ (u64::from(std::process::id()) << 32);
     for _ in 0..100 {
-        let dir = base.join(format!("rigworker-bench-whole-{seed:016x}"));
+        let dir = base.join(format!("{prefix}-{seed:016x}"));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

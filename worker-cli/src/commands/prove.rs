@@ -55,6 +55,8 @@ struct KeyFigures {
     prepared_bytes: usize,
     /// Read part by part during the proof ([`prover::prove_once`]) rather than up front.
     streamed: bool,
+    /// Precomputed MSM tables back the key (`--precompute` where the cost model expects a gain).
+    tables: bool,
 }
 
 pub fn run(args: &ProveArgs) -> Result<()> {
@@ -104,6 +106,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
             prepare: lt.prepare,
             prepared_bytes: streamed.peak_prepared_bytes,
             streamed: true,
+            tables: false,
         };
         runs.push(out.timings.clone());
         (zkey.header.clone(), figures, read_wtns, out)
@@ -124,6 +127,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
             prepare: key.load_timings.prepare,
             prepared_bytes: key.memory_bytes(),
             streamed: false,
+            tables: key.has_tables(),
         };
         let t = Instant::now();
         let witness = Witness::load(&args.wtns)?;
@@ -156,6 +160,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
             "backend": backend_name,
             "arith": arith.name(),
             "precompute": args.precompute,
+            "tables_built": k.tables,
             "threads": proofs::threads(),
             "n_vars": h.n_vars,
             "n_public": h.n_public,
@@ -181,10 +186,10 @@ pub fn run(args: &ProveArgs) -> Result<()> {
         h.domain_size.trailing_zeros(),
         backend_name,
         proofs::threads(),
-        if args.precompute {
-            "  (precomputed tables)"
-        } else {
-            ""
+        match (args.precompute, k.tables) {
+            (true, true) => "  (precomputed tables)",
+            (true, false) => "  (no tables: the cost model expects no gain at this size)",
+            _ => "",
         }
     );
     println!("{:<12} {:>10}", "phase", "ms");

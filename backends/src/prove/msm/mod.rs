@@ -77,10 +77,9 @@ pub struct MsmConfig {
 impl MsmConfig {
     /// A good configuration for `n` bases on this machine, without or with tables. From 2^16
     /// bases on, tables are built only where the cost model says they save at least
-    /// [`TABLES_MIN_GAIN_PERCENT`]:
-    /// they save the bucket reductions and doublings, not the additions, and at 2^20 points
-    /// those are a few per cent of an MSM (measured there: no faster with tables, for 3.4 GB
-    /// and 71 s of building for a whole key).
+    /// [`TABLES_MIN_GAIN_PERCENT`]: they save the bucket reductions and doublings, not the
+    /// additions, and at 2^20 points those are a few per cent of an MSM (measured there: no
+    /// faster with tables, for 3.4 GB and 71 s of building for a whole key).
     pub fn for_size(n: usize, tables: bool) -> MsmConfig {
         Self::for_threads(n, tables, rayon::current_num_threads())
     }
@@ -113,13 +112,15 @@ impl MsmConfig {
             .rev()
             .find(|&c| glv::fills_top_window(GLV_BITS, c))
             .unwrap_or(c);
-        let with_tables = modelled_time(n, c, 64, threads);
         // Below 2^16 bases the model was never checked against measurements, and tables there
         // cost little: kept whenever asked for.
-        let pays = n < 1 << 16
-            || u128::from(plain.0) * 100
-                >= u128::from(with_tables) * u128::from(TABLES_MIN_GAIN_PERCENT);
-        let (window_bits, table_depth) = if tables && pays {
+        let pays = || {
+            n < 1 << 16
+                || u128::from(plain.0) * 100
+                    >= u128::from(modelled_time(n, c, 64, threads))
+                        * u128::from(TABLES_MIN_GAIN_PERCENT)
+        };
+        let (window_bits, table_depth) = if tables && pays() {
             (c, 64)
         } else {
             (plain.1, 1)
@@ -505,6 +506,9 @@ where
     }
     fn memory_bytes(&self) -> usize {
         self.bytes()
+    }
+    fn has_tables(&self) -> bool {
+        self.depth() > 1
     }
 }
 
