@@ -2,20 +2,23 @@
 //! runtime that is present: G1 and G2 MSMs of 2^1..2^12 points with random scalars and the
 //! awkward ones (0, 1, r−1, all equal, repeated and opposite bases, points at infinity, a
 //! witness-like mix of 0/1/small/large), inverse and coset NTTs of 2^1..2^14 elements, the
-//! fused quotient, and the field kernels. CI runs OpenCL on pocl and wgpu on lavapipe; a
+//! fused quotient and H term, a device that fails in the middle of each operation (the CPU
+//! takes over), and the field kernels. CI runs OpenCL on pocl and wgpu on lavapipe; a
 //! runtime without a device prints `SKIPPED (name): reason` and passes, unless
 //! `RIGWORKER_REQUIRE_BACKENDS` names it, which makes it fail.
 #![cfg(feature = "prove")]
 #![cfg(any(feature = "opencl", feature = "wgpu", feature = "cuda"))]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ark_ec::{CurveGroup, PrimeGroup};
 use ark_ff::{PrimeField, UniformRand, Zero};
 use ark_std::rand::{RngCore, SeedableRng, rngs::StdRng};
+use backends::prove::gpu::{GpuDevice, GpuProveBackend, Kernel};
 use backends::prove::{
     CpuProveBackend, Fr, G1Affine, G1Projective, G2Affine, G2Projective, Precompute, ProveBackend,
-    ScalarRepr, root_of_unity,
+    ProveError, ScalarRepr, root_of_unity,
 };
 
 fn required(name: &str) -> bool {
@@ -206,8 +209,8 @@ fn g2_msm_matches_the_cpu() {
 #[cfg(feature = "opencl")]
 #[test]
 fn msm_configurations_agree() {
+    use backends::prove::gpu::GpuMsmConfig;
     use backends::prove::gpu::opencl::OpenClProveDevice;
-    use backends::prove::gpu::{GpuMsmConfig, GpuProveBackend};
     let dev = match OpenClProveDevice::open(0) {
         Ok(d) => d,
         Err(e) => {
@@ -287,6 +290,272 @@ fn quotient_matches_the_cpu() {
                 .quotient(vecs[0].clone(), vecs[1].clone(), vecs[2].clone(), shift)
                 .expect("gpu");
             assert_eq!(got, want, "{name} quotient 2^{log}");
+        }
+    }
+}
+
+/// The fused H term (the quotient's scalars stay on the device for the H MSM) against the
+/// CPU's quotient and MSM, and with H bases another backend prepared (no fusing possible).
+#[test]
+fn h_term_matches_the_cpu() {
+    let cpu = CpuProveBackend::new();
+    for name in runtimes() {
+        let Some(gpu) = backend(name) else { continue };
+        let mut rng = StdRng::seed_from_u64(16);
+        for log in [1, 3, 6, 9, 12] {
+            let n = 1usize << log;
+            let vecs: Vec<Vec<Fr>> = (0..3)
+                .map(|_| scalars(&mut rng, n, Pattern::WitnessLike))
+                .collect();
+            let shift = root_of_unity(2 * n).expect("root");
+            let bases = awkward_g1(&mut rng, n);
+            let d = cpu
+                .quotient(vecs[0].clone(), vecs[1].clone(), vecs[2].clone(), shift)
+                .expect("cpu quotient");
+            let want = cpu
+                .prepare_g1(&bases, Precompute::None)
+                .expect("prepare")
+                .msm(&d)
+                .expect("cpu msm")
+                .into_affine();
+            let own = gpu.prepare_g1(&bases, Precompute::None).expect("prepare");
+            let foreign = cpu.prepare_g1(&bases, Precompute::None).expect("prepare");
+            for (h, whose) in [(&own, "its own"), (&foreign, "the CPU's")] {
+                let got = gpu
+                    .h_term(
+                        vecs[0].clone(),
+                        vecs[1].clone(),
+                        vecs[2].clone(),
+                        shift,
+                        h.as_ref(),
+                    )
+                    .expect("gpu h term");
+                assert_eq!(
+                    got.point.into_affine(),
+                    want,
+                    "{name} H term 2^{log}, {whose} bases"
+                );
+            }
+        }
+    }
+}
+
+/// A real device whose operations (alloc, write, read, zero, launch), counted from 1, fail from
+/// the `fail_at`-th on, as a device lost in the middle of a proof does.
+struct Faulty<D> {
+    dev: D,
+    ops: AtomicUsize,
+    fail_at: AtomicUsize,
+    /// The most words one `read` has copied back since [`Faulty::arm`].
+    largest_read: AtomicUsize,
+}
+
+impl<D: GpuDevice> Faulty<D> {
+    fn tick(&self) -> Result<(), ProveError> {
+        let k = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
+        if k >= self.fail_at.load(Ordering::SeqCst) {
+            return Err(ProveError::Device {
+                backend: self.dev.backend().into(),
+                message: format!("injected fault at operation {k}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts from zero again; operations from the `fail_at`-th on fail (`usize::MAX`: none).
+    fn arm(&self, fail_at: usize) {
+        self.ops.store(0, Ordering::SeqCst);
+        self.largest_read.store(0, Ordering::SeqCst);
+        self.fail_at.store(fail_at, Ordering::SeqCst);
+    }
+
+    fn ops(&self) -> usize {
+        self.ops.load(Ordering::SeqCst)
+    }
+}
+
+impl<D: GpuDevice> GpuDevice for Faulty<D> {
+    type Buffer = D::Buffer;
+    fn backend(&self) -> &'static str {
+        self.dev.backend()
+    }
+    fn info(&self) -> &backends::device::DeviceInfo {
+        self.dev.info()
+    }
+    fn max_buffer_bytes(&self) -> Option<u64> {
+        self.dev.max_buffer_bytes()
+    }
+    fn alloc(&self, words: usize) -> Result<Self::Buffer, ProveError> {
+        self.tick()?;
+        self.dev.alloc(words)
+    }
+    fn write(&self, buf: &Self::Buffer, data: &[u32]) -> Result<(), ProveError> {
+        self.tick()?;
+        self.dev.write(buf, data)
+    }
+    fn read(&self, buf: &Self::Buffer, out: &mut [u32]) -> Result<(), ProveError> {
+        self.tick()?;
+        self.largest_read.fetch_max(out.len(), Ordering::SeqCst);
+        self.dev.read(buf, out)
+    }
+    fn zero(&self, buf: &Self::Buffer, words: usize) -> Result<(), ProveError> {
+        self.tick()?;
+        self.dev.zero(buf, words)
+    }
+    fn launch(
+        &self,
+        kernel: Kernel,
+        threads: u32,
+        buffers: &[&Self::Buffer],
+        params: &[u32],
+    ) -> Result<(), ProveError> {
+        self.tick()?;
+        self.dev.launch(kernel, threads, buffers, params)
+    }
+}
+
+/// Every operation a device fails in the middle of (first, middle, last device call) gives the
+/// CPU's result, counts one fallback, and leaves the backend working once the device is back.
+fn faults_fall_back<D: GpuDevice>(name: &str, dev: D) {
+    let gpu = GpuProveBackend::new(Faulty {
+        dev,
+        ops: AtomicUsize::new(0),
+        fail_at: AtomicUsize::new(usize::MAX),
+        largest_read: AtomicUsize::new(0),
+    });
+    let cpu = CpuProveBackend::new();
+    let mut rng = StdRng::seed_from_u64(17);
+    let n = 256;
+    let bases = awkward_g1(&mut rng, n);
+    let g1 = gpu.prepare_g1(&bases, Precompute::None).expect("prepare");
+    let bases2 = awkward_g2(&mut rng, 16);
+    let g2 = gpu.prepare_g2(&bases2, Precompute::None).expect("prepare");
+    let vecs: Vec<Vec<Fr>> = (0..3)
+        .map(|_| scalars(&mut rng, n, Pattern::WitnessLike))
+        .collect();
+    let shift = root_of_unity(2 * n).expect("root");
+    let s1 = reprs(&scalars(&mut rng, n, Pattern::WitnessLike));
+    let s2 = reprs(&scalars(&mut rng, 16, Pattern::Random));
+    let want_g1 = cpu
+        .prepare_g1(&bases, Precompute::None)
+        .expect("prepare")
+        .msm(&s1)
+        .expect("cpu")
+        .into_affine();
+    let want_g2 = cpu
+        .prepare_g2(&bases2, Precompute::None)
+        .expect("prepare")
+        .msm(&s2)
+        .expect("cpu")
+        .into_affine();
+    let want_d = cpu
+        .quotient(vecs[0].clone(), vecs[1].clone(), vecs[2].clone(), shift)
+        .expect("cpu");
+    let want_h = cpu
+        .prepare_g1(&bases, Precompute::None)
+        .expect("prepare")
+        .msm(&want_d)
+        .expect("cpu")
+        .into_affine();
+    let f = gpu.device();
+    type Op<'a> = Box<dyn Fn() -> bool + 'a>;
+    let ops: [(&str, Op); 4] = [
+        (
+            "G1 MSM",
+            Box::new(|| g1.msm(&s1).expect("g1").into_affine() == want_g1),
+        ),
+        (
+            "G2 MSM",
+            Box::new(|| g2.msm(&s2).expect("g2").into_affine() == want_g2),
+        ),
+        (
+            "quotient",
+            Box::new(|| {
+                gpu.quotient(vecs[0].clone(), vecs[1].clone(), vecs[2].clone(), shift)
+                    .expect("quotient")
+                    == want_d
+            }),
+        ),
+        (
+            "H term",
+            Box::new(|| {
+                gpu.h_term(
+                    vecs[0].clone(),
+                    vecs[1].clone(),
+                    vecs[2].clone(),
+                    shift,
+                    g1.as_ref(),
+                )
+                .expect("h term")
+                .point
+                .into_affine()
+                    == want_h
+            }),
+        ),
+    ];
+    for (what, op) in &ops {
+        f.arm(usize::MAX);
+        // Warm: buffers and tables exist, so the counted run below is the steady state.
+        assert!(op(), "{name} {what}: wrong on a working device");
+        f.arm(usize::MAX);
+        let before = backends::prove::device_fallbacks();
+        assert!(op(), "{name} {what}: wrong on a working device");
+        let calls = f.ops();
+        assert!(calls > 2, "{name} {what}: {calls} device calls");
+        if *what == "H term" {
+            // The quotient's n scalars went into the MSM without coming back: only a word
+            // and the window sums were read.
+            let read = f.largest_read.load(Ordering::SeqCst);
+            assert!(read < n * 8, "{name}: the H term read {read} words back");
+        }
+        // Nothing else in this test binary fails on purpose.
+        assert_eq!(backends::prove::device_fallbacks(), before, "{name} {what}");
+        for fail_at in [1, calls / 2, calls] {
+            f.arm(fail_at);
+            let before = backends::prove::device_fallbacks();
+            assert!(
+                op(),
+                "{name} {what}: wrong after a fault at call {fail_at} of {calls}"
+            );
+            assert!(
+                backends::prove::device_fallbacks() > before,
+                "{name} {what}: a fault at call {fail_at} of {calls} was not counted"
+            );
+            f.arm(usize::MAX);
+            assert!(op(), "{name} {what}: wrong once the device is back");
+        }
+    }
+}
+
+#[test]
+fn device_faults_fall_back_to_the_cpu() {
+    for name in runtimes() {
+        match name {
+            #[cfg(feature = "opencl")]
+            "opencl" => match backends::prove::gpu::opencl::OpenClProveDevice::open(0) {
+                Ok(d) => faults_fall_back(name, d),
+                Err(e) => {
+                    assert!(!required(name), "{name} required: {e}");
+                    println!("SKIPPED ({name}): {e}");
+                }
+            },
+            #[cfg(feature = "wgpu")]
+            "wgpu" => match backends::prove::gpu::wgpu::open(0) {
+                Ok(d) => faults_fall_back(name, d),
+                Err(e) => {
+                    assert!(!required(name), "{name} required: {e}");
+                    println!("SKIPPED ({name}): {e}");
+                }
+            },
+            #[cfg(feature = "cuda")]
+            "cuda" => match backends::prove::gpu::cuda::CudaProveDevice::open(0) {
+                Ok(d) => faults_fall_back(name, d),
+                Err(e) => {
+                    assert!(!required(name), "{name} required: {e}");
+                    println!("SKIPPED ({name}): {e}");
+                }
+            },
+            _ => {}
         }
     }
 }

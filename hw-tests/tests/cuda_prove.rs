@@ -1,7 +1,7 @@
 //! Groth16 proving on a real NVIDIA GPU (`backends::prove::gpu::cuda`) against the CPU
 //! backend: G1 and G2 MSMs from 2^1 to 2^16 points (random and witness-like scalars, awkward
-//! bases), NTTs and coset NTTs to 2^16, the fused quotient, the field kernels, and whole
-//! proofs of the committed fixtures that our verifier accepts. The CUDA kernels are the same
+//! bases), NTTs and coset NTTs to 2^16, the fused quotient and H term, the field kernels, and
+//! whole proofs of the committed fixtures that our verifier accepts. The CUDA kernels are the same
 //! source that pocl runs in CI (`kernels/opencl/bn254_*.h`), with the carry chains as PTX
 //! instructions instead of emulated, so these tests check what CI cannot: the PTX itself.
 //! Without a GPU each test prints `SKIPPED (cuda): reason`; `RIGWORKER_REQUIRE_BACKENDS=cuda`
@@ -149,6 +149,40 @@ fn cuda_ntts_match_the_cpu() {
             cpu.quotient(vecs[0].clone(), vecs[1].clone(), vecs[2].clone(), shift)
                 .unwrap(),
             "quotient 2^{log}"
+        );
+        // The fused H term: the quotient's scalars stay on the GPU for the H MSM.
+        let bases: Vec<G1Affine> = G1Projective::normalize_batch(
+            &(0..n)
+                .map(|_| G1Projective::generator() * Fr::rand(&mut rng))
+                .collect::<Vec<_>>(),
+        );
+        let before = backends::prove::device_fallbacks();
+        let got = g
+            .h_term(
+                vecs[0].clone(),
+                vecs[1].clone(),
+                vecs[2].clone(),
+                shift,
+                g.prepare_g1(&bases, Precompute::None).unwrap().as_ref(),
+            )
+            .unwrap();
+        assert_eq!(
+            backends::prove::device_fallbacks(),
+            before,
+            "H term 2^{log} fell back to the CPU"
+        );
+        let d = cpu
+            .quotient(vecs[0].clone(), vecs[1].clone(), vecs[2].clone(), shift)
+            .unwrap();
+        let want = cpu
+            .prepare_g1(&bases, Precompute::None)
+            .unwrap()
+            .msm(&d)
+            .unwrap();
+        assert_eq!(
+            got.point.into_affine(),
+            want.into_affine(),
+            "H term 2^{log}"
         );
     }
 }

@@ -3,12 +3,12 @@
 //! 1. **witness** — the `.wtns` values as field elements;
 //! 2. **build ABC** — A·w and B·w evaluated on the domain (the zkey's coefficient section), and
 //!    C·w as their pointwise product (R1CS: on every constraint A·B = C);
-//! 3. **NTTs** — for each of A, B, C: inverse NTT to coefficients, then forward NTT on the odd
-//!    coset ω₂ₙ·H (snarkjs `groth16_prove.js`); then d = a·b − c pointwise. The zkey's H query
-//!    already folds in 1/Z on that coset (Z = xⁿ − 1 is the constant −2 there), so d goes
-//!    straight into the H MSM;
-//! 4. **MSMs** — A (G1), B (G1 and G2) and C (G1, private signals) against the witness, H (G1)
-//!    against d;
+//! 3. **NTTs and H** — for each of A, B, C: inverse NTT to coefficients, then forward NTT on
+//!    the odd coset ω₂ₙ·H (snarkjs `groth16_prove.js`); then d = a·b − c pointwise. The zkey's
+//!    H query already folds in 1/Z on that coset (Z = xⁿ − 1 is the constant −2 there), so d
+//!    goes straight into the H MSM (G1; on a GPU without leaving the device:
+//!    [`ProveBackend::h_term`]);
+//! 4. **MSMs** — A (G1), B (G1 and G2) and C (G1, private signals) against the witness;
 //! 5. **proof** — with random r, s:
 //!    πA = α + Σwᵢ·Aᵢ + r·δ, πB = β + Σwᵢ·B2ᵢ + s·δ, B1 = β + Σwᵢ·B1ᵢ + s·δ,
 //!    πC = Σ_private wᵢ·Cᵢ + H + s·πA + r·B1 − r·s·δ;
@@ -29,7 +29,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{PrimeField, Zero};
 use backends::prove::{
-    FixedBaseMsm, G1Msm, G1Projective, G2Msm, G2Projective, ProveError, ScalarRepr, root_of_unity,
+    FixedBaseMsm, G1Msm, G1Projective, G2Msm, G2Projective, HTerm, ProveError, ScalarRepr,
+    root_of_unity,
 };
 use rand::RngCore;
 use rayon::prelude::*;
@@ -71,7 +72,8 @@ pub struct ProveTimings {
 }
 
 impl ProveTimings {
-    /// All five MSMs together.
+    /// All five MSMs together (with the G2 MSM beside the G1 ones, `G2Placement::Cpu`, their
+    /// sum: more than the time they took).
     pub fn msm_total(&self) -> Duration {
         self.msm_a + self.msm_b1 + self.msm_b2 + self.msm_c + self.msm_h
     }
@@ -330,6 +332,10 @@ trait KeyParts {
     ) -> Result<(G1Projective, Duration), Error>;
     /// Σ scalars·B2 and the time the MSM itself took.
     fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error>;
+    /// The B2 query, prepared (to run its MSM on another thread).
+    fn b2(&mut self) -> Result<G2Msm, Error>;
+    /// The H term from A·w, B·w and C·w on the domain ([`ProveBackend::h_term`]).
+    fn h_term(&mut self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, shift: Fr) -> Result<HTerm, Error>;
 }
 
 /// A key whose bases are prepared and kept.
@@ -376,6 +382,12 @@ impl KeyParts for Resident<'_> {
         let p = self.0.b2.msm(scalars)?;
         Ok((p, t.elapsed()))
     }
+    fn h_term(&mut self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, shift: Fr) -> Result<HTerm, Error> {
+        Ok(self.0.backend.h_term(a, b, c, shift, self.0.h.as_ref())?)
+    }
+    fn b2(&mut self) -> Result<G2Msm, Error> {
+        Ok(self.0.b2.clone())
+    }
 }
 
 /// A key read while the proof runs: the coefficients just before A·w and B·w, each point query
@@ -400,6 +412,19 @@ impl<'a> Streamed<'a> {
         prepare: impl FnOnce(&dyn ProveBackend, T) -> Result<Arc<M>, ProveError>,
         scalars: &[ScalarRepr],
     ) -> Result<(G, Duration), Error> {
+        let m = self.prepared(q, read, prepare)?;
+        let t = Instant::now();
+        let p = m.msm(scalars)?;
+        Ok((p, t.elapsed()))
+    }
+
+    /// Reads query `q` in place from the zkey, prepares it on the backend and drops its pages.
+    fn prepared<T, M: ?Sized + FixedBaseMsm<G>, G>(
+        &mut self,
+        q: Query,
+        read: impl FnOnce(&'a ZkeyFile) -> Result<T, Error>,
+        prepare: impl FnOnce(&dyn ProveBackend, T) -> Result<Arc<M>, ProveError>,
+    ) -> Result<Arc<M>, Error> {
         let zkey = self.zkey;
         let t = Instant::now();
         let points = read(zkey)?;
@@ -409,9 +434,16 @@ impl<'a> Streamed<'a> {
         zkey.release_query(q);
         self.timings.prepare += t.elapsed();
         self.peak_prepared = self.peak_prepared.max(m.memory_bytes());
-        let t = Instant::now();
-        let p = m.msm(scalars)?;
-        Ok((p, t.elapsed()))
+        Ok(m)
+    }
+
+    /// The H query, read and prepared for one MSM.
+    fn h_query(&mut self) -> Result<G1Msm, Error> {
+        self.prepared(
+            Query::H,
+            |z| z.g1_query_packed(Query::H),
+            |b, p| b.prepare_g1_packed(p, Precompute::None),
+        )
     }
 }
 
@@ -455,12 +487,39 @@ impl KeyParts for Streamed<'_> {
         )
     }
     fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error> {
-        self.one(
+        let m = self.b2()?;
+        let t = Instant::now();
+        let p = m.msm(scalars)?;
+        Ok((p, t.elapsed()))
+    }
+    fn b2(&mut self) -> Result<G2Msm, Error> {
+        self.prepared(
             Query::B2,
             |z| z.b2_query_packed(),
             |b, p| b.prepare_g2_packed(p, Precompute::None),
-            scalars,
         )
+    }
+    fn h_term(&mut self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, shift: Fr) -> Result<HTerm, Error> {
+        let backend = self.backend.clone();
+        if backend.h_bases_first() {
+            let h = self.h_query()?;
+            return Ok(backend.h_term(a, b, c, shift, h.as_ref())?);
+        }
+        // The quotient first: A, B and C are gone before H's bases are read.
+        let mut msm_only = Duration::ZERO;
+        let mut term = HTerm::in_two_steps(
+            || backend.quotient(a, b, c, shift).map_err(Error::from),
+            |d| {
+                let h = self.h_query()?;
+                let t = Instant::now();
+                let point = h.msm(d)?;
+                msm_only = t.elapsed();
+                Ok(point)
+            },
+        )?;
+        // Reading and preparing H are load timings, not MSM.
+        term.msm = msm_only;
+        Ok(term)
     }
 }
 
@@ -651,22 +710,45 @@ fn run_pipeline(
     drop(w_fr);
     tm.build_abc = spent + t.elapsed();
 
-    // 3. NTTs onto the odd coset, then d = a·b − c (the backend keeps the vectors where
-    // it computes: a GPU does all of it on the device)
-    let t = Instant::now();
+    // 3. NTTs onto the odd coset, d = a·b − c and the H MSM (the backend keeps the vectors
+    // where it computes: a GPU does all of it on the device)
     let shift = root_of_unity(2 * n).ok_or(Error::Mismatch(format!(
         "domain size {n} is too large for BN254's NTT"
     )))?;
-    let d: Vec<ScalarRepr> = key.backend().quotient(a, b, c, shift)?;
-    tm.ntt = t.elapsed();
+    let h = key.h_term(a, b, c, shift)?;
+    let msm_h = h.point;
+    (tm.ntt, tm.msm_h) = (h.ntt, h.msm);
 
-    // 4. MSMs
-    let (msm_a, ta) = key.msm_g1(Query::A, w)?;
-    let (msm_b1, tb1) = key.msm_g1(Query::B1, w)?;
-    let (msm_b2, tb2) = key.msm_b2(w)?;
-    let (msm_c, tc) = key.msm_g1(Query::C, &w[hd.n_public as usize + 1..])?;
-    let (msm_h, th) = key.msm_g1(Query::H, &d)?;
-    (tm.msm_a, tm.msm_b1, tm.msm_b2, tm.msm_c, tm.msm_h) = (ta, tb1, tb2, tc, th);
+    // 4. the witness's MSMs; the G2 one on another thread where the backend runs it on other
+    // hardware than the G1 ones (a GPU with `G2Placement::Cpu`)
+    let c_scalars = &w[hd.n_public as usize + 1..];
+    let ((msm_a, ta), (msm_b1, tb1), (msm_b2, tb2), (msm_c, tc));
+    if key.backend().g2_beside_g1() {
+        let b2 = key.b2()?;
+        let (g1, g2) = std::thread::scope(|scope| {
+            let g2 = scope.spawn(|| {
+                let t = Instant::now();
+                b2.msm(w).map(|p| (p, t.elapsed()))
+            });
+            let g1 = (|| -> Result<_, Error> {
+                Ok((
+                    key.msm_g1(Query::A, w)?,
+                    key.msm_g1(Query::B1, w)?,
+                    key.msm_g1(Query::C, c_scalars)?,
+                ))
+            })();
+            (g1, g2.join())
+        });
+        let g2 = g2.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        ((msm_a, ta), (msm_b1, tb1), (msm_c, tc)) = g1?;
+        (msm_b2, tb2) = g2?;
+    } else {
+        (msm_a, ta) = key.msm_g1(Query::A, w)?;
+        (msm_b1, tb1) = key.msm_g1(Query::B1, w)?;
+        (msm_b2, tb2) = key.msm_b2(w)?;
+        (msm_c, tc) = key.msm_g1(Query::C, c_scalars)?;
+    }
+    (tm.msm_a, tm.msm_b1, tm.msm_b2, tm.msm_c) = (ta, tb1, tb2, tc);
 
     // 5. blinding and assembly
     let t = Instant::now();

@@ -58,6 +58,10 @@ pub struct Connection {
     transport: Transport,
     max_line: usize,
     buf: Vec<u8>,
+    /// Where the unread bytes of `buf` start: lines are taken by moving it, and the bytes before
+    /// it are dropped only once they are half the buffer, so a flood of tiny lines costs linear
+    /// time (draining each line moved the rest of the buffer: quadratic).
+    start: usize,
     /// Discarding the rest of an over-long line until its newline arrives.
     skipping: bool,
     /// Lines already split out of a WebSocket message.
@@ -70,6 +74,7 @@ impl Connection {
             transport: Transport::Stream(stream),
             max_line,
             buf: Vec::new(),
+            start: 0,
             skipping: false,
             pending: VecDeque::new(),
         }
@@ -80,6 +85,7 @@ impl Connection {
             transport: Transport::Ws(Box::new(ws)),
             max_line,
             buf: Vec::new(),
+            start: 0,
             skipping: false,
             pending: VecDeque::new(),
         }
@@ -98,10 +104,14 @@ impl Connection {
             }
             match &mut self.transport {
                 Transport::Stream(s) => {
+                    if self.start > 0 && self.start >= self.buf.len() / 2 {
+                        self.buf.drain(..self.start);
+                        self.start = 0;
+                    }
                     self.buf.reserve(4096);
                     let n = s.read_buf(&mut self.buf).await?;
                     if n == 0 {
-                        return if self.buf.is_empty() || self.skipping {
+                        return if self.buf.len() == self.start || self.skipping {
                             Ok(None)
                         } else {
                             Err(ConnectionError::Truncated)
@@ -136,9 +146,15 @@ impl Connection {
     }
 
     fn take_buffered_line(&mut self) -> Option<Result<String, ConnectionError>> {
-        match self.buf.iter().position(|&b| b == b'\n') {
+        let unread = &self.buf[self.start..];
+        match unread.iter().position(|&b| b == b'\n') {
             Some(i) => {
-                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                let mut line = unread[..=i].to_vec();
+                self.start += i + 1;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
+                }
                 if std::mem::take(&mut self.skipping) {
                     // Tail of an over-long line that was already reported.
                     return self.take_buffered_line();
@@ -152,8 +168,9 @@ impl Connection {
                 }
                 Some(String::from_utf8(line).map_err(|_| ConnectionError::NotUtf8))
             }
-            None if self.buf.len() > self.max_line => {
+            None if unread.len() > self.max_line => {
                 self.buf.clear();
+                self.start = 0;
                 if std::mem::replace(&mut self.skipping, true) {
                     None
                 } else {
@@ -162,6 +179,7 @@ impl Connection {
             }
             None if self.skipping => {
                 self.buf.clear();
+                self.start = 0;
                 None
             }
             None => None,
@@ -226,6 +244,49 @@ mod tests {
             c.read_line().await,
             Err(ConnectionError::Truncated)
         ));
+    }
+
+    /// Many lines, tiny and long, split across reads at every kind of boundary: each comes out
+    /// whole and in order, and the buffer holds no more than a read and a partial line.
+    #[tokio::test]
+    async fn a_flood_of_lines_in_odd_pieces_comes_out_whole() {
+        let (a, mut b) = duplex(1 << 10);
+        let mut c = Connection::from_stream(Box::new(a), 300);
+        let lines: Vec<String> = (0..20_000)
+            .map(|i| match i % 5 {
+                0 => String::new(),
+                1 => "x".into(),
+                2 => format!("{{\"id\":{i}}}"),
+                3 => "y".repeat(i % 290),
+                _ => format!("line {i}"),
+            })
+            .collect();
+        let mut wire = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            wire.extend_from_slice(l.as_bytes());
+            wire.extend_from_slice(if i % 3 == 0 { b"\r\n" } else { b"\n" });
+        }
+        let writer = tokio::spawn(async move {
+            let mut rest = &wire[..];
+            let mut k = 0usize;
+            while !rest.is_empty() {
+                let n = [1, 7, 64, 1000, 3][k % 5].min(rest.len());
+                b.write_all(&rest[..n]).await.unwrap();
+                rest = &rest[n..];
+                k += 1;
+            }
+        });
+        for (i, want) in lines.iter().enumerate() {
+            let got = c.read_line().await.unwrap();
+            assert_eq!(got.as_deref(), Some(want.as_str()), "line {i}");
+            assert!(
+                c.buf.len() <= 2 * (1024 + 300),
+                "buffer holds {}",
+                c.buf.len()
+            );
+        }
+        writer.await.unwrap();
+        assert_eq!(c.read_line().await.unwrap(), None);
     }
 
     #[tokio::test]

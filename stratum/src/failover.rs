@@ -107,6 +107,9 @@ pub struct Failover {
     /// Failures of the current pool since it last proved healthy (or since we came to it).
     failures: u32,
     backoff: Duration,
+    /// Fail-overs since a session last proved healthy: once every pool of the list has been
+    /// left, the round trip itself backs off.
+    failovers: usize,
     /// The pool the operator pinned: no fail-back while set.
     pinned: Option<usize>,
     /// A port a reconnect request asked for, used for the next connection to that pool only.
@@ -122,6 +125,7 @@ impl Failover {
             policy,
             current: 0,
             failures: 0,
+            failovers: 0,
             pinned: None,
             port_override: None,
         }
@@ -157,6 +161,7 @@ impl Failover {
         if to < self.pools.len() {
             self.current = to;
             self.failures = 0;
+            self.failovers = 0;
             self.backoff = self.policy.backoff_min;
             self.port_override = None;
         }
@@ -184,6 +189,7 @@ impl Failover {
     pub fn ended(&mut self, how: Ended, healthy: bool) -> Next {
         if healthy {
             self.failures = 0;
+            self.failovers = 0;
             self.backoff = self.policy.backoff_min;
         }
         // A reconnect request counts like a failure unless the session had proved itself:
@@ -241,9 +247,18 @@ impl Failover {
         self.failures = 0;
         self.port_override = None;
         // The backoff is kept: when every pool is down, the round trip slows down as a whole.
+        // The first round goes to the next pool at once; after a whole round without a healthy
+        // session the move itself waits, so pools that all ask to be reconnected to (each
+        // request moves on at once) cannot make the rig spin between them.
+        self.failovers = self.failovers.saturating_add(1);
+        let wait = if self.failovers >= self.pools.len() {
+            self.next_backoff()
+        } else {
+            Duration::ZERO
+        };
         Next {
             pool: to,
-            wait: Duration::ZERO,
+            wait,
             failed_over: Some((from, to)),
             pin_released,
         }
@@ -391,6 +406,35 @@ mod tests {
         let mut f = Failover::new(pools(2), policy());
         f.pin(0);
         assert_eq!(f.ended(asked(30), true).pool, 0);
+    }
+
+    #[test]
+    fn pools_that_all_keep_asking_are_backed_off_from() {
+        for wait in [0, 5] {
+            let mut f = Failover::new(pools(2), policy());
+            let mut waits = Vec::new();
+            let mut moves = 0;
+            for _ in 0..12 {
+                let n = f.ended(asked(wait), false);
+                moves += usize::from(n.failed_over.is_some());
+                waits.push(n.wait);
+            }
+            assert!(moves >= 4, "wait {wait}: {moves} fail-overs");
+            // Every round trip after the first waits, and the waits grow to the maximum.
+            let total: Duration = waits.iter().sum();
+            assert!(total >= Duration::from_secs(10), "wait {wait}: {waits:?}");
+            assert!(
+                waits.iter().all(|w| *w <= Duration::from_secs(10)),
+                "{waits:?}"
+            );
+        }
+        // A healthy session starts the count again: its fail-over is at once.
+        let mut f = Failover::new(pools(2), policy());
+        for _ in 0..6 {
+            f.ended(asked(5), false);
+        }
+        let n = f.ended(asked(5), true);
+        assert_eq!((n.wait, n.failed_over.is_some()), (Duration::ZERO, true));
     }
 
     #[test]

@@ -28,6 +28,9 @@ use crate::transport::{TlsOptions, client_tls_config};
 
 /// The longest request or response head either side reads.
 const MAX_HEAD: usize = 16 * 1024;
+/// The longest a download may go without receiving anything (the response head, then each
+/// piece of the body): a stalled server frees the prover long before the whole-exchange bound.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -37,6 +40,8 @@ pub enum HttpError {
     Io { url: String, source: std::io::Error },
     #[error("{url}: timed out")]
     Timeout { url: String },
+    #[error("{url}: nothing received for {} s", .after.as_secs())]
+    Stalled { url: String, after: Duration },
     #[error("{url}: TLS: {reason}")]
     Tls { url: String, reason: String },
     #[error("{url}: malformed HTTP response: {reason}")]
@@ -125,8 +130,8 @@ impl std::fmt::Display for HttpUrl {
 trait Stream: AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
-/// Downloads `url` into `sink`, at most `limit` bytes, the whole exchange within `timeout`.
-/// Returns the number of body bytes.
+/// Downloads `url` into `sink`, at most `limit` bytes, the whole exchange within `timeout`
+/// and never [`STALL_TIMEOUT`] without receiving anything. Returns the number of body bytes.
 pub async fn fetch(
     url: &HttpUrl,
     tls: &TlsOptions,
@@ -134,8 +139,20 @@ pub async fn fetch(
     timeout: Duration,
     sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
 ) -> Result<u64, HttpError> {
+    fetch_with_stall(url, tls, limit, timeout, STALL_TIMEOUT, sink).await
+}
+
+/// [`fetch`] with its own bound on the time without receiving anything.
+pub async fn fetch_with_stall(
+    url: &HttpUrl,
+    tls: &TlsOptions,
+    limit: u64,
+    timeout: Duration,
+    stall: Duration,
+    sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+) -> Result<u64, HttpError> {
     let name = url.to_string();
-    match tokio::time::timeout(timeout, fetch_inner(url, &name, tls, limit, sink)).await {
+    match tokio::time::timeout(timeout, fetch_inner(url, &name, tls, limit, stall, sink)).await {
         Ok(r) => r,
         Err(_) => Err(HttpError::Timeout { url: name }),
     }
@@ -146,6 +163,7 @@ async fn fetch_inner(
     name: &str,
     tls: &TlsOptions,
     limit: u64,
+    stall: Duration,
     sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
 ) -> Result<u64, HttpError> {
     let io = |source| HttpError::Io {
@@ -172,7 +190,7 @@ async fn fetch_inner(
     } else {
         Box::new(tcp)
     };
-    exchange(stream, url, name, limit, sink).await
+    exchange(stream, url, name, limit, Some(stall), sink).await
 }
 
 /// [`fetch`]'s HTTP exchange over a stream the caller already opened (no connect, no TLS, no
@@ -187,7 +205,7 @@ pub async fn fetch_over<S>(
 where
     S: AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    exchange(Box::new(stream), url, &url.to_string(), limit, sink).await
+    exchange(Box::new(stream), url, &url.to_string(), limit, None, sink).await
 }
 
 async fn exchange(
@@ -195,6 +213,7 @@ async fn exchange(
     url: &HttpUrl,
     name: &str,
     limit: u64,
+    stall: Option<Duration>,
     sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
 ) -> Result<u64, HttpError> {
     let host_header = if url.host.contains(':') {
@@ -220,9 +239,8 @@ async fn exchange(
         .await
         .map_err(|e| hyper_error(name, e))?;
     let exchange = async {
-        let response = sender
-            .send_request(request)
-            .await
+        let response = within(stall, name, sender.send_request(request))
+            .await?
             .map_err(|e| hyper_error(name, e))?;
         let status = response.status().as_u16();
         // Redirects included: following one would let a pool point the rig anywhere.
@@ -242,7 +260,7 @@ async fn exchange(
             return Err(too_large());
         }
         let mut total = 0u64;
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = within(stall, name, body.frame()).await? {
             let frame = frame.map_err(|e| hyper_error(name, e))?;
             let Ok(data) = frame.into_data() else {
                 continue; // trailers
@@ -268,6 +286,23 @@ async fn exchange(
             Ok(()) => exchange.await,
             Err(e) => Err(hyper_error(name, e)),
         },
+    }
+}
+
+/// `f`, or [`HttpError::Stalled`] when `stall` passes first (`None`: no bound).
+async fn within<T>(
+    stall: Option<Duration>,
+    name: &str,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, HttpError> {
+    match stall {
+        None => Ok(f.await),
+        Some(after) => tokio::time::timeout(after, f)
+            .await
+            .map_err(|_| HttpError::Stalled {
+                url: name.to_string(),
+                after,
+            }),
     }
 }
 
@@ -463,6 +498,67 @@ mod tests {
         )
         .await?;
         Ok(out)
+    }
+
+    /// A server that answers the request with `head`, then sends `body` a byte at a time every
+    /// `gap`, then waits (holding the connection) for a minute.
+    async fn slow_server(head: &'static str, body: &'static [u8], gap: Duration) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            s.write_all(head.as_bytes()).await.unwrap();
+            for b in body {
+                tokio::time::sleep(gap).await;
+                s.write_all(&[*b]).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        port
+    }
+
+    async fn fetch_stalling(port: u16) -> (Result<u64, HttpError>, Duration) {
+        let u = HttpUrl::parse(&format!("http://127.0.0.1:{port}/k"), "127.0.0.1").unwrap();
+        let mut sink = |_: &[u8]| Ok(());
+        let t = std::time::Instant::now();
+        let r = fetch_with_stall(
+            &u,
+            &TlsOptions::default(),
+            1 << 20,
+            Duration::from_secs(30),
+            Duration::from_millis(500),
+            &mut sink,
+        )
+        .await;
+        (r, t.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_stalled_download_ends_long_before_its_whole_time_bound() {
+        // Nothing after the request, then nothing after part of the body.
+        for (head, body) in [
+            ("", &b""[..]),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+                &b"abc"[..],
+            ),
+        ] {
+            let port = slow_server(head, body, Duration::from_millis(10)).await;
+            let (r, took) = fetch_stalling(port).await;
+            assert!(matches!(r, Err(HttpError::Stalled { .. })), "{r:?}");
+            assert!(took < Duration::from_secs(20), "{took:?}");
+        }
+        // A slow server that keeps sending is not stalled: a byte every 100 ms is enough.
+        let port = slow_server(
+            "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n",
+            b"01234567",
+            Duration::from_millis(100),
+        )
+        .await;
+        assert_eq!(fetch_stalling(port).await.0.unwrap(), 8);
     }
 
     #[tokio::test]

@@ -242,11 +242,13 @@ impl PoolMessage {
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty())
                     .map(String::from);
+                // Port 0 cannot be connected to: the pool's own port stays.
                 let port = match params.get(1) {
                     Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
                     Some(Value::String(s)) => s.parse().ok(),
                     _ => None,
-                };
+                }
+                .filter(|p| *p != 0);
                 let wait_secs = match params.get(2) {
                     Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
                     Some(Value::String(s)) => s.parse().unwrap_or(0),
@@ -431,6 +433,24 @@ mod tests {
             PoolMessage::parse(&method, &params).unwrap(),
             PoolMessage::SetDifficulty(Difficulty::new(0.5).unwrap())
         );
+    }
+
+    #[test]
+    fn reconnect_keeps_only_a_usable_port() {
+        let parse = |params: Value| {
+            let Value::Array(p) = params else { panic!() };
+            PoolMessage::parse("client.reconnect", &p).unwrap()
+        };
+        let port = |m: PoolMessage| match m {
+            PoolMessage::Reconnect { port, .. } => port,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(port(parse(serde_json::json!(["h", 3334, 5]))), Some(3334));
+        assert_eq!(port(parse(serde_json::json!(["h", "3334"]))), Some(3334));
+        assert_eq!(port(parse(serde_json::json!(["h", 0]))), None);
+        assert_eq!(port(parse(serde_json::json!(["h", "0"]))), None);
+        assert_eq!(port(parse(serde_json::json!(["h", 70000]))), None);
+        assert_eq!(port(parse(serde_json::json!([]))), None);
     }
 
     #[test]

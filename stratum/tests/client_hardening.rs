@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -251,6 +253,207 @@ async fn repeated_reconnect_requests_do_not_keep_the_rig_off_the_backup() {
     b.notify("b1", true).await;
     assert_eq!(works_until_pool(&mut ev, 1).await.1.job.job_id, "b1");
     a.abort();
+    client.shutdown();
+    timeout(T, task).await.unwrap().unwrap();
+}
+
+/// A pool that goes on talking after the handshake but is of no use is left for the backup
+/// within the keepalive: one that sends only garbage after its first job (garbage is no sign
+/// of life), and one that sends understood messages but never a job.
+#[tokio::test]
+async fn a_pool_that_talks_but_gives_no_work_is_left() {
+    for gives_a_job in [true, false] {
+        let (l1, p1) = listener().await;
+        let (l2, p2) = listener().await;
+        let mut cfg = config(&[p1, p2]);
+        cfg.keepalive = Duration::from_secs(1);
+        let (client, mut ev, task) = Client::spawn(cfg);
+        let a = tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = l1.accept().await else { break };
+                let mut p = PoolSide::from_stream(s);
+                p.handshake("aa", 4).await;
+                if gives_a_job {
+                    p.notify("a1", true).await;
+                }
+                for _ in 0..100 {
+                    sleep(Duration::from_millis(100)).await;
+                    let line = if gives_a_job {
+                        "{bad".to_string()
+                    } else {
+                        json!({"id": null, "method": "mining.set_difficulty", "params": [2]})
+                            .to_string()
+                    };
+                    p.send(&line).await;
+                }
+            }
+        });
+        let b = tokio::spawn(async move {
+            let mut b = PoolSide::accept(&l2).await;
+            b.handshake("bb", 4).await;
+            b.notify("b1", true).await;
+            // Keep the session open while the test reads its work.
+            sleep(Duration::from_secs(20)).await;
+        });
+        let (_, w) = works_until_pool(&mut ev, 1).await;
+        assert_eq!(w.job.job_id, "b1", "gives a job: {gives_a_job}");
+        a.abort();
+        b.abort();
+        client.shutdown();
+        timeout(T, task).await.unwrap().unwrap();
+    }
+}
+
+/// A proving job the pool sends before it answers authorize belongs to the session that
+/// follows: it carries that session's epoch (so its proof can be submitted), not a placeholder.
+#[tokio::test]
+async fn a_proving_job_sent_during_the_handshake_belongs_to_the_session() {
+    let (l, port) = listener().await;
+    let mut cfg = config(&[port]);
+    cfg.prover = Some(stratum::proving::ProverCapabilities::groth16_bn254(
+        1 << 10,
+        vec!["cpu".into()],
+    ));
+    let (client, mut ev, task) = Client::spawn(cfg);
+    let mut pool = PoolSide::accept(&l).await;
+    let job = json!({
+        "job_id": "early",
+        "circuit_id": format!("{:064x}", 7),
+        "zkey_url": "http://127.0.0.1:1/k",
+        "witness": {"inline": "00"},
+        "deadline": 4_000_000_000u64,
+    });
+    loop {
+        let v = pool.recv().await;
+        let id = v["id"].clone();
+        match v["method"].as_str().unwrap() {
+            "mining.subscribe" => {
+                pool.send(
+                    &json!({"id": id, "result": [[["mining.notify", "s"]], "aa", 4], "error": null})
+                        .to_string(),
+                )
+                .await
+            }
+            "mining.authorize" => {
+                pool.send(
+                    &json!({"id": null, "method": "prover.notify", "params": [job.clone()]})
+                        .to_string(),
+                )
+                .await;
+                pool.send(&json!({"id": id, "result": true, "error": null}).to_string())
+                    .await;
+                break;
+            }
+            _ => {
+                pool.send(&json!({"id": id, "result": true, "error": null}).to_string())
+                    .await
+            }
+        }
+    }
+    pool.notify("j1", true).await;
+    let mut proof_epoch = None;
+    let mut work_epoch = None;
+    while proof_epoch.is_none() || work_epoch.is_none() {
+        match next_event(&mut ev).await {
+            ClientEvent::ProofJob { job, epoch, .. } => {
+                assert_eq!(job.job_id, "early");
+                proof_epoch = Some(epoch);
+            }
+            ClientEvent::Work(w) => work_epoch = Some(w.epoch),
+            _ => {}
+        }
+    }
+    assert_eq!(proof_epoch, work_epoch);
+    assert_ne!(proof_epoch, Some(0));
+    client.shutdown();
+    timeout(T, task).await.unwrap().unwrap();
+}
+
+/// A flood of shares (a pool that set an absurdly easy difficulty) against a pool that stopped
+/// reading: past `MAX_QUEUED_SUBMITS` waiting in the client, shares are answered stale at once
+/// instead of queueing until the worker runs out of memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_flood_is_bounded_in_the_client() {
+    let (l, port) = listener().await;
+    let (client, mut ev, task) = Client::spawn(config(&[port]));
+    let mut pool = PoolSide::accept(&l).await;
+    pool.handshake("aa", 4).await;
+    pool.notify("j1", true).await;
+    let w = next_work(&mut ev).await;
+    // The pool reads nothing from now on.
+    let c = client.clone();
+    let epoch = w.epoch;
+    let (stale_at_once, receivers) = tokio::task::spawn_blocking(move || {
+        let mut receivers = Vec::with_capacity(200_000);
+        let mut stale = 0usize;
+        for _ in 0..200_000 {
+            let mut rx = c.submit_detached(share("j1"), epoch);
+            match rx.try_recv() {
+                Ok(o) => {
+                    assert!(
+                        matches!(&o.result, SubmitResult::Stale(why) if why.contains("queued")),
+                        "{:?}",
+                        o.result
+                    );
+                    stale += 1;
+                }
+                Err(_) => receivers.push(rx),
+            }
+        }
+        (stale, receivers)
+    })
+    .await
+    .unwrap();
+    assert!(
+        stale_at_once >= 150_000,
+        "only {stale_at_once} of 200000 shares were turned away at once"
+    );
+    drop(pool);
+    client.shutdown();
+    timeout(T, task).await.unwrap().unwrap();
+    // Every share still gets exactly one answer.
+    for rx in receivers {
+        assert!(timeout(T, rx).await.unwrap().is_ok());
+    }
+}
+
+/// Two pools that both ask to be reconnected to right after every handshake: each request
+/// moves the rig on at once, but after a whole round the move backs off, so the rig does not
+/// spin between them (before: hundreds of sessions a second).
+#[tokio::test]
+async fn pools_that_all_keep_asking_to_reconnect_are_backed_off_from() {
+    let (l1, p1) = listener().await;
+    let (l2, p2) = listener().await;
+    let mut cfg = config(&[p1, p2]);
+    cfg.backoff_min = Duration::from_millis(200);
+    cfg.backoff_max = Duration::from_millis(400);
+    let (client, _ev, task) = Client::spawn(cfg);
+    let sessions = Arc::new(AtomicUsize::new(0));
+    let pools: Vec<_> = [l1, l2]
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let sessions = sessions.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((s, _)) = l.accept().await else { break };
+                    sessions.fetch_add(1, Ordering::SeqCst);
+                    let mut p = PoolSide::from_stream(s);
+                    p.handshake("aa", 4).await;
+                    p.notify(&format!("j{i}"), true).await;
+                    p.send(&reconnect_line(json!([]))).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n = sessions.load(Ordering::SeqCst);
+    // Each round of two pools waits 200-400 ms (+/- jitter) after the first: about 20
+    // sessions in 3 s; without the backoff it was hundreds.
+    assert!((4..=40).contains(&n), "{n} sessions in 3 s");
+    for p in pools {
+        p.abort();
+    }
     client.shutdown();
     timeout(T, task).await.unwrap().unwrap();
 }

@@ -327,6 +327,12 @@ pub struct MineProvingArgs {
     /// Precompute MSM tables for each proving key (more memory, faster repeated proofs).
     #[arg(long, env = "RIGWORKER_PROVE_PRECOMPUTE")]
     pub prove_precompute: bool,
+    /// The largest circuit (constraints, rounded down to a power of two) to ask pools for in
+    /// `prover.subscribe`; a pool's larger key is refused before it is loaded (default: what
+    /// the memory available at start holds).
+    #[arg(long, env = "RIGWORKER_PROVE_MAX_CONSTRAINTS", value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=(1 << 28)))]
+    pub prove_max_constraints: Option<u64>,
     /// Force the CPU prover's arithmetic path: ifma, adx or portable (default: the fastest
     /// this CPU has); refused when the CPU lacks it. For measuring one path against another.
     #[arg(long, env = "RIGWORKER_PROVE_ARITH", value_name = "PATH", value_parser = parse_arith)]
@@ -338,6 +344,11 @@ pub struct MineProvingArgs {
     /// The device of --prove-backend that proves (its index in `rigworker devices`).
     #[arg(long, env = "RIGWORKER_PROVE_DEVICE", default_value_t = 0)]
     pub prove_device: usize,
+    /// With a GPU --prove-backend: where the proof's G2 MSM runs, on the device after the G1
+    /// MSMs, or on the CPU at the same time (`bench --work prove --g2-on device,cpu` measures
+    /// both).
+    #[arg(long, env = "RIGWORKER_PROVE_G2_ON", value_enum, default_value_t = G2On::Device)]
+    pub prove_g2_on: G2On,
     /// Do not verify our own proofs before submitting them (on by default).
     #[arg(long, env = "RIGWORKER_NO_VERIFY_PROOFS")]
     pub no_verify_proofs: bool,
@@ -402,6 +413,25 @@ pub struct PoolArgs {
     pub sv2_key: Option<PathBuf>,
 }
 
+/// `--g2-on` / `--prove-g2-on`: where a GPU proving backend runs the G2 MSM.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum G2On {
+    /// On the device, after the G1 MSMs.
+    #[default]
+    Device,
+    /// On the CPU, at the same time as the device runs the G1 MSMs.
+    Cpu,
+}
+
+impl From<G2On> for backends::prove::G2Placement {
+    fn from(g: G2On) -> Self {
+        match g {
+            G2On::Device => backends::prove::G2Placement::Device,
+            G2On::Cpu => backends::prove::G2Placement::Cpu,
+        }
+    }
+}
+
 /// What `bench` measures.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WorkKind {
@@ -453,6 +483,10 @@ pub struct BenchArgs {
     /// this CPU has); refused when the CPU lacks it. For measuring one path against another.
     #[arg(long, env = "RIGWORKER_PROVE_ARITH", value_name = "PATH", value_parser = parse_arith)]
     pub prove_arith: Option<ArithPath>,
+    /// With --work prove and a GPU --backend: where its G2 MSM runs, one set of rows each
+    /// (device: after the G1 MSMs; cpu: on the CPU at the same time).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "device")]
+    pub g2_on: Vec<G2On>,
     #[command(flatten)]
     pub devices: DeviceArgs,
     /// Seconds per device.
@@ -500,6 +534,10 @@ pub struct ProveArgs {
     /// The device of that backend to prove on (its index in `rigworker devices`).
     #[arg(long, default_value_t = 0, env = "RIGWORKER_PROVE_DEVICE")]
     pub devices: usize,
+    /// With a GPU --backend: where the G2 MSM runs, on the device after the G1 MSMs, or on
+    /// the CPU at the same time.
+    #[arg(long, value_enum, default_value_t = G2On::Device, env = "RIGWORKER_PROVE_G2_ON")]
+    pub g2_on: G2On,
     /// Do not verify the proof before writing it (verification is on by default).
     #[arg(long)]
     pub no_verify: bool,

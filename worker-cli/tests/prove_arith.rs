@@ -157,7 +157,7 @@ fn the_environment_and_bench_name_the_path_that_ran() {
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("loading the proving key and building its MSM tables ("),
+        err.contains("loading the proving key and building its MSM tables where they pay ("),
         "{err}"
     );
     let out = String::from_utf8_lossy(&o.stdout);

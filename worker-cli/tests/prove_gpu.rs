@@ -41,13 +41,20 @@ fn usable(name: &str, output: &Output) -> bool {
     false
 }
 
+/// Each backend with its G2 MSM on the device (one proof, the key streamed) and on the CPU
+/// beside the device's G1 MSMs (streamed, and with the key kept for two proofs).
 #[test]
 fn gpu_proofs_of_the_fixtures_verify_with_snarkjs() {
     let Some(snarkjs) = snarkjs() else { return };
-    for backend in ["opencl", "wgpu"] {
-        for circuit in ["poseidon", "mulchain"] {
+    'backends: for backend in ["opencl", "wgpu"] {
+        for (circuit, g2_on, repeat) in [
+            ("poseidon", "device", "1"),
+            ("mulchain", "device", "1"),
+            ("poseidon", "cpu", "1"),
+            ("mulchain", "cpu", "2"),
+        ] {
             let dir = std::env::temp_dir().join(format!(
-                "rigworker-gpu-prove-{backend}-{circuit}-{}",
+                "rigworker-gpu-prove-{backend}-{circuit}-{g2_on}-{repeat}-{}",
                 std::process::id()
             ));
             std::fs::create_dir_all(&dir).unwrap();
@@ -65,10 +72,14 @@ fn gpu_proofs_of_the_fixtures_verify_with_snarkjs() {
                 proof.to_str().unwrap(),
                 "--public",
                 public.to_str().unwrap(),
+                "--g2-on",
+                g2_on,
+                "--repeat",
+                repeat,
                 "--json",
             ]);
             if !usable(backend, &o) {
-                break;
+                continue 'backends;
             }
             let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(report["backend"], backend, "{report}");
@@ -81,7 +92,7 @@ fn gpu_proofs_of_the_fixtures_verify_with_snarkjs() {
                 .expect("run snarkjs");
             assert!(
                 v.status.success() && text(&v).contains("OK"),
-                "snarkjs rejects the {backend} proof of {circuit}: {}",
+                "snarkjs rejects the {backend} proof of {circuit} (G2 on {g2_on}): {}",
                 text(&v)
             );
             let _ = std::fs::remove_dir_all(&dir);
@@ -105,6 +116,8 @@ fn bench_prove_runs_every_chosen_backend_with_the_cpu_first() {
         "1",
         "--msm-log",
         "8",
+        "--g2-on",
+        "device,cpu",
         "--json",
     ]);
     if !o.status.success() {
@@ -117,7 +130,7 @@ fn bench_prove_runs_every_chosen_backend_with_the_cpu_first() {
         return;
     }
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let rows: Vec<(String, bool)> = r["prove"]
+    let rows: Vec<(String, bool, Option<String>)> = r["prove"]
         .as_array()
         .unwrap()
         .iter()
@@ -125,20 +138,29 @@ fn bench_prove_runs_every_chosen_backend_with_the_cpu_first() {
             (
                 p["backend"].as_str().unwrap().to_string(),
                 p["precompute"].as_bool().unwrap(),
+                p["g2_on"].as_str().map(String::from),
             )
         })
         .collect();
-    // The CPU baseline first (with and without tables), then the GPU (no tables there).
+    // The CPU baseline first (with and without tables), then the GPU (no tables there) with
+    // its G2 MSM on the device and on the CPU.
     assert_eq!(
         rows,
         vec![
-            ("cpu".to_string(), false),
-            ("cpu".to_string(), true),
-            ("opencl".to_string(), false)
+            ("cpu".to_string(), false, None),
+            ("cpu".to_string(), true, None),
+            ("opencl".to_string(), false, Some("device".to_string())),
+            ("opencl".to_string(), false, Some("cpu".to_string())),
         ],
         "{r}"
     );
     let msm = r["msm"].as_array().unwrap();
+    // MSM rows once per backend: the G2 placement is the proofs' only.
+    assert_eq!(
+        msm.iter().filter(|m| m["backend"] == "opencl").count(),
+        2,
+        "{r}"
+    );
     for backend in ["cpu", "opencl"] {
         for group in ["G1", "G2"] {
             assert!(

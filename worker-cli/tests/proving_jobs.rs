@@ -3,7 +3,8 @@
 //! artifact request and never finishes a download (a stalled link). The queue of waiting jobs
 //! is bounded, an expired job costs no download, a download is abandoned at its job's
 //! deadline, artifacts come only from the pool's own host (or the hosts the operator allowed)
-//! and redirects are not followed, and `max_constraints` follows the rig's memory.
+//! and redirects are not followed, `max_constraints` follows the rig's memory (or the
+//! operator's cap), and a key larger than that is refused before it is loaded.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -103,6 +104,10 @@ fn job(id: &str, zkey_url: &str, deadline: u64) -> Value {
 struct Script {
     first: Vec<Value>,
     then: Option<(Requests, String, Vec<Value>)>,
+    /// Once the artifact server has seen the path, the pool closes the connection; the next
+    /// connection is a new session (another extranonce1) whose `prover.subscribe` gets these
+    /// jobs.
+    next_session: Option<(Requests, String, Vec<Value>)>,
 }
 
 /// A Stratum pool that answers the handshake, records `prover.subscribe`'s capabilities and
@@ -113,9 +118,12 @@ async fn scripted_pool(script: Script) -> (u16, Arc<Mutex<Option<Value>>>) {
     let caps: Arc<Mutex<Option<Value>>> = Arc::default();
     let c = caps.clone();
     let script = Arc::new(Mutex::new(Some(script)));
+    let next: Arc<Mutex<Option<Vec<Value>>>> = Arc::default();
+    let sessions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(async move {
         while let Ok((conn, _)) = l.accept().await {
-            let (c, script) = (c.clone(), script.clone());
+            let (c, script, next) = (c.clone(), script.clone(), next.clone());
+            let session = sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
                 let (r, mut w) = conn.into_split();
                 let mut lines = BufReader::new(r).lines();
@@ -125,7 +133,11 @@ async fn scripted_pool(script: Script) -> (u16, Arc<Mutex<Option<Value>>>) {
                     };
                     let method = msg["method"].as_str().unwrap_or_default().to_string();
                     let result = match method.as_str() {
-                        "mining.subscribe" => json!([[["mining.notify", "01"]], "08000002", 4]),
+                        "mining.subscribe" => json!([
+                            [["mining.notify", format!("{:02x}", session + 1)]],
+                            format!("{:08x}", 0x0800_0002 + session),
+                            4
+                        ]),
                         _ => json!(true),
                     };
                     let answer = json!({"id": msg["id"], "result": result, "error": null});
@@ -137,6 +149,21 @@ async fn scripted_pool(script: Script) -> (u16, Arc<Mutex<Option<Value>>>) {
                     }
                     *c.lock().unwrap() = Some(msg["params"][0].clone());
                     let Some(s) = script.lock().unwrap().take() else {
+                        let later = next.lock().unwrap().take();
+                        if let Some(jobs) = later {
+                            let lines: String = jobs
+                                .into_iter()
+                                .map(|j| {
+                                    format!(
+                                        "{}\n",
+                                        json!({"id": null, "method": "prover.notify", "params": [j]})
+                                    )
+                                })
+                                .collect();
+                            if w.write_all(lines.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
                         continue;
                     };
                     let send = |jobs: Vec<Value>| {
@@ -159,6 +186,13 @@ async fn scripted_pool(script: Script) -> (u16, Arc<Mutex<Option<Value>>>) {
                         if w.write_all(send(jobs).as_bytes()).await.is_err() {
                             return;
                         }
+                    }
+                    if let Some((seen, path, jobs)) = s.next_session {
+                        while !requests(&seen).contains(&path) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        *next.lock().unwrap() = Some(jobs);
+                        return;
                     }
                 }
             });
@@ -240,6 +274,7 @@ async fn jobs_beyond_the_queue_are_refused_and_max_constraints_fits_the_memory()
     let (pool, caps) = scripted_pool(Script {
         first: vec![job("j0", &url(0), far)],
         then: Some((seen.clone(), "/z0".into(), flood)),
+        next_session: None,
     })
     .await;
     let (p, log) = mine(pool, "5", &[]).await;
@@ -279,6 +314,7 @@ async fn deadlines_are_checked_before_and_during_the_fetch() {
             job("next", &url("after"), now + 3600),
         ],
         then: None,
+        next_session: None,
     })
     .await;
     let (p, log) = mine(pool, "12", &[]).await;
@@ -317,6 +353,7 @@ async fn artifacts_come_from_the_pool_s_host_unless_allowed() {
             ),
         ],
         then: None,
+        next_session: None,
     })
     .await;
     let (p, log) = mine(pool, "4", &[]).await;
@@ -328,6 +365,7 @@ async fn artifacts_come_from_the_pool_s_host_unless_allowed() {
     let (pool, _) = scripted_pool(Script {
         first: vec![job("other", &other, far)],
         then: None,
+        next_session: None,
     })
     .await;
     let (_, log) = mine(pool, "4", &["--proving-artifact-hosts", "localhost"]).await;
@@ -336,4 +374,76 @@ async fn artifacts_come_from_the_pool_s_host_unless_allowed() {
         "{:?}\n{log}",
         requests(&seen)
     );
+}
+
+/// A pool that sends a key larger than the rig asked for (`--prove-max-constraints`): it is
+/// refused after its header is read, before it is loaded and prepared, and the job counts as
+/// failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_larger_than_asked_for_is_refused_before_loading() {
+    let _serial = SERIAL.lock().await;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proofs/fixtures");
+    let zkey = fixtures.join("mulchain.zkey");
+    let bytes = std::fs::read(&zkey).expect("fixture zkey");
+    let wtns = std::fs::read(fixtures.join("mulchain.wtns")).expect("fixture wtns");
+    let id = stratum::proving::ArtifactId::of(&bytes);
+    let store = Arc::new(stratum::http::ArtifactStore::new());
+    store.insert(id, zkey);
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let http = l.local_addr().expect("addr").port();
+    let server = tokio::spawn(stratum::http::serve_artifacts(l, store));
+    let (pool, caps) = scripted_pool(Script {
+        first: vec![json!({
+            "job_id": "big",
+            "circuit_id": id.to_hex(),
+            "zkey_url": format!("http://127.0.0.1:{http}/artifacts/{}", id.to_hex()),
+            "zkey_size": bytes.len(),
+            "witness": {"inline": wtns.iter().map(|b| format!("{b:02x}")).collect::<String>()},
+            "deadline": now_unix() + 3600,
+        })],
+        then: None,
+        next_session: None,
+    })
+    .await;
+    // 3 rounds down to 2: below the fixture's domain.
+    let (p, log) = mine(pool, "4", &["--prove-max-constraints", "3"]).await;
+    server.abort();
+    let caps = caps.lock().unwrap().clone().expect("prover.subscribe sent");
+    assert_eq!(caps["max_constraints"], 2, "{caps}");
+    assert!(
+        log.contains("more than the 2 this rig asked for"),
+        "{p}\n{log}"
+    );
+    assert_eq!(p["key_downloads"], 1, "{p}\n{log}");
+    assert_eq!(p["key_loads"], 0, "{p}\n{log}");
+    assert_eq!(p["failed"], 1, "{p}\n{log}");
+}
+
+/// A job whose pool session ends for good (the pool comes back with a new session) can no
+/// longer be submitted: its stalled download is abandoned at once and counted as lost, and
+/// the new session's job is fetched without waiting for the old one's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_an_ended_session_is_abandoned() {
+    let _serial = SERIAL.lock().await;
+    let (http, seen) = stalling_http().await;
+    let far = now_unix() + 3600;
+    let url = |p: &str| format!("http://127.0.0.1:{http}/{p}");
+    let (pool, _) = scripted_pool(Script {
+        first: vec![job("old", &url("old"), far)],
+        then: None,
+        next_session: Some((
+            seen.clone(),
+            "/old".into(),
+            vec![job("new", &url("new"), far)],
+        )),
+    })
+    .await;
+    let (p, log) = mine(pool, "8", &[]).await;
+    let r = requests(&seen);
+    assert!(
+        r.contains(&"/new".to_string()),
+        "the new session's job waited for the old one: {r:?}\n{log}"
+    );
+    assert!(log.contains("proving job abandoned"), "{log}");
+    assert_eq!(p["lost"], 1, "{p}\n{log}");
 }

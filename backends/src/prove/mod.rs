@@ -24,8 +24,10 @@ pub mod msm;
 pub mod ntt;
 pub mod packed;
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ark_ff::PrimeField;
 use rayon::prelude::*;
@@ -58,8 +60,9 @@ pub enum ProveError {
     Device { backend: String, message: String },
 }
 
-/// A multi-scalar multiplication against bases fixed when it was prepared.
-pub trait FixedBaseMsm<G>: Send + Sync {
+/// A multi-scalar multiplication against bases fixed when it was prepared. (`Any`: a device
+/// backend recognises its own prepared sets, to feed them scalars it already holds.)
+pub trait FixedBaseMsm<G>: Any + Send + Sync {
     /// Number of bases (and so of scalars each call expects), zero points included.
     fn len(&self) -> usize;
     /// True when there are no bases at all.
@@ -96,6 +99,16 @@ pub enum Precompute {
     /// pay (`msm::TABLES_MIN_GAIN_PERCENT`; on 2 threads up to 2^19 bases, fewer with more
     /// threads); elsewhere it prepares the bases as for [`Precompute::Endomorphism`].
     Tables,
+}
+
+/// Where a GPU backend runs the proof's one G2 MSM (B2, about three times a G1 MSM's work).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum G2Placement {
+    /// On the device, after the G1 MSMs.
+    #[default]
+    Device,
+    /// On the CPU, at the same time as the device runs the G1 MSMs.
+    Cpu,
 }
 
 /// Shared MSM handles, as the prover keeps them.
@@ -154,6 +167,67 @@ pub trait ProveBackend: Send + Sync {
             .map(|((x, y), z)| (*x * y - z).into_bigint())
             .collect())
     }
+    /// Whether the prover should run the G2 MSM at the same time as the G1 MSMs: true where
+    /// the two run on different hardware ([`G2Placement::Cpu`] on a GPU backend).
+    fn g2_beside_g1(&self) -> bool {
+        false
+    }
+    /// Whether [`Self::h_term`] wants the H query prepared before the quotient is computed. A
+    /// device backend does (the quotient's scalars stay on the device, beside H's bases); the
+    /// CPU does not, so a key read while it proves never holds H's bases beside A, B and C.
+    fn h_bases_first(&self) -> bool {
+        false
+    }
+    /// The proof's H term Σ dᵢ·Hᵢ, d = [`Self::quotient`] of A, B and C, with the time each half
+    /// took. A device backend overrides this so that, where `h` is a set it prepared, the
+    /// scalars go from the last NTT straight into the MSM without a round trip to the host.
+    fn h_term(
+        &self,
+        a: Vec<Fr>,
+        b: Vec<Fr>,
+        c: Vec<Fr>,
+        shift: Fr,
+        h: &dyn FixedBaseMsm<G1Projective>,
+    ) -> Result<HTerm, ProveError> {
+        HTerm::in_two_steps(|| self.quotient(a, b, c, shift), |d| h.msm(d))
+    }
+}
+
+/// A proof's H term and where its time went.
+#[derive(Clone, Copy, Debug)]
+pub struct HTerm {
+    /// Σ dᵢ·Hᵢ over the H query.
+    pub point: G1Projective,
+    /// Interpolating A, B and C, evaluating them on the coset and taking A·B − C.
+    pub ntt: Duration,
+    /// The H MSM.
+    pub msm: Duration,
+}
+
+impl HTerm {
+    /// The H term with its scalars on the host: `quotient`, then `msm` of its result, each
+    /// timed (whatever `msm` does before its MSM, such as reading the bases, counts as MSM).
+    pub fn in_two_steps<E>(
+        quotient: impl FnOnce() -> Result<Vec<ScalarRepr>, E>,
+        msm: impl FnOnce(&[ScalarRepr]) -> Result<G1Projective, E>,
+    ) -> Result<HTerm, E> {
+        let t = Instant::now();
+        let d = quotient()?;
+        let ntt = t.elapsed();
+        let t = Instant::now();
+        let point = msm(&d)?;
+        Ok(HTerm {
+            point,
+            ntt,
+            msm: t.elapsed(),
+        })
+    }
+}
+
+/// `m` as the concrete type `T`, if it is one (a backend recognising a set it prepared).
+pub fn downcast_msm<T: Any, G>(m: &dyn FixedBaseMsm<G>) -> Option<&T> {
+    let any: &dyn Any = m;
+    any.downcast_ref::<T>()
 }
 
 /// Operations a device backend handed to the CPU after a device error, since start.
@@ -198,21 +272,33 @@ pub fn prove_backend_names() -> Vec<&'static str> {
 /// Opens proving backend `name` on its device `device` (the index `rigworker devices` shows;
 /// ignored for `cpu`). Opening a GPU builds its proving program, which can take seconds.
 pub fn open_prove_backend(name: &str, device: usize) -> Result<Arc<dyn ProveBackend>, ProveError> {
-    let _ = device;
+    open_prove_backend_with(name, device, G2Placement::Device)
+}
+
+/// [`open_prove_backend`] with the G2 MSM placed by `g2` (GPU backends; the CPU backend runs
+/// everything on the CPU).
+pub fn open_prove_backend_with(
+    name: &str,
+    device: usize,
+    g2: G2Placement,
+) -> Result<Arc<dyn ProveBackend>, ProveError> {
+    let _ = (device, g2);
     match name {
         "cpu" => Ok(Arc::new(CpuProveBackend::new())),
         #[cfg(feature = "opencl")]
-        "opencl" => Ok(Arc::new(gpu::GpuProveBackend::new(
-            gpu::opencl::OpenClProveDevice::open(device)?,
-        ))),
+        "opencl" => Ok(Arc::new(
+            gpu::GpuProveBackend::new(gpu::opencl::OpenClProveDevice::open(device)?)
+                .with_g2_placement(g2),
+        )),
         #[cfg(feature = "cuda")]
-        "cuda" => Ok(Arc::new(gpu::GpuProveBackend::new(
-            gpu::cuda::CudaProveDevice::open(device)?,
-        ))),
+        "cuda" => Ok(Arc::new(
+            gpu::GpuProveBackend::new(gpu::cuda::CudaProveDevice::open(device)?)
+                .with_g2_placement(g2),
+        )),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Arc::new(gpu::GpuProveBackend::new(gpu::wgpu::open(
-            device,
-        )?))),
+        "wgpu" => Ok(Arc::new(
+            gpu::GpuProveBackend::new(gpu::wgpu::open(device)?).with_g2_placement(g2),
+        )),
         _ => Err(ProveError::Device {
             backend: name.to_string(),
             message: format!(

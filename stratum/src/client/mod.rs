@@ -35,6 +35,7 @@ mod supervisor;
 mod v2;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -45,6 +46,11 @@ pub use crate::failover::PoolConfig;
 use crate::proving::{ProofJob, ProverCapabilities};
 use crate::work::{Difficulty, Extranonce, Job, Share, Target};
 use supervisor::Supervisor;
+
+/// Shares handed to [`ClientHandle`] that the session has not taken yet. Beyond it a share is
+/// answered `Stale` at once: a pool that sets an absurdly easy difficulty (every nonce a share)
+/// or stops reading must not grow the queue until the worker runs out of memory.
+pub const MAX_QUEUED_SUBMITS: usize = 4096;
 
 /// The BIP310 mask most pools grant (bits 13..28).
 pub const DEFAULT_VERSION_MASK: u32 = 0x1fff_e000;
@@ -204,6 +210,8 @@ enum Command {
         share: Share,
         epoch: u64,
         reply: oneshot::Sender<SubmitOutcome>,
+        /// Held until the session takes the share off the queue.
+        _queued: QueueSlot,
     },
     SubmitProof {
         job_id: String,
@@ -226,29 +234,29 @@ enum Command {
     Shutdown,
 }
 
+/// One share in the command queue: counted while it waits there.
+struct QueueSlot(Arc<AtomicUsize>);
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Handle to a running session; cheap to clone.
 #[derive(Clone)]
 pub struct ClientHandle {
     tx: mpsc::UnboundedSender<Command>,
+    /// Shares in `tx` (at most [`MAX_QUEUED_SUBMITS`]).
+    queued: Arc<AtomicUsize>,
 }
 
 impl ClientHandle {
     /// Submits a share found on work of `epoch`; resolves when the pool answers (or the share
     /// is known to be stale).
     pub async fn submit(&self, share: Share, epoch: u64) -> SubmitOutcome {
-        let (reply, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Command::Submit {
-                share,
-                epoch,
-                reply,
-            })
-            .is_err()
-        {
-            return not_sent(SubmitResult::Stale("client stopped".into()), 0);
-        }
-        rx.await
+        self.submit_detached(share, epoch)
+            .await
             .unwrap_or_else(|_| not_sent(SubmitResult::Stale("client stopped".into()), 0))
     }
 
@@ -256,11 +264,21 @@ impl ClientHandle {
     /// arrive. Device threads use this so a found share reaches the socket with one wakeup.
     pub fn submit_detached(&self, share: Share, epoch: u64) -> oneshot::Receiver<SubmitOutcome> {
         let (reply, rx) = oneshot::channel();
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED_SUBMITS {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            let _ = reply.send(not_sent(
+                SubmitResult::Stale("too many shares queued for the pool".into()),
+                0,
+            ));
+            return rx;
+        }
+        let slot = QueueSlot(self.queued.clone());
         if let Err(mpsc::error::SendError(Command::Submit { reply, .. })) =
             self.tx.send(Command::Submit {
                 share,
                 epoch,
                 reply,
+                _queued: slot,
             })
         {
             let _ = reply.send(not_sent(SubmitResult::Stale("client stopped".into()), 0));
@@ -355,7 +373,14 @@ impl Client {
         let task = tokio::spawn(async move {
             Supervisor::new(config, etx, rx).run().await;
         });
-        (ClientHandle { tx }, erx, task)
+        (
+            ClientHandle {
+                tx,
+                queued: Arc::new(AtomicUsize::new(0)),
+            },
+            erx,
+            task,
+        )
     }
 }
 

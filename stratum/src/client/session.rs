@@ -5,7 +5,7 @@
 //! The loop that drives a session (timers, commands, fail-back) is the supervisor's; this
 //! file only knows the protocol on one connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,10 @@ use crate::work::{Difficulty, Extranonce, Job, Share, Target};
 /// Unanswered shares kept per session; beyond it the oldest is answered `Stale`, so a pool
 /// that never answers cannot grow the session without bound.
 pub(super) const MAX_UNANSWERED_SUBMITS: usize = 4096;
+
+/// Proving jobs kept from before the handshake finished (the prover's queue holds 4 more than
+/// the one it proves).
+const MAX_EARLY_PROOF_JOBS: usize = 5;
 
 /// Why a session ended.
 pub(super) enum SessionEnd {
@@ -99,6 +103,9 @@ pub(super) struct Session {
     /// By request id, which is also the order of sending.
     pending: BTreeMap<u64, Pending>,
     unanswered_submits: usize,
+    /// Shares answered stale because too many were unanswered (logged at powers of two, so a
+    /// flood cannot flood the log too).
+    dropped_unanswered: u64,
     subscription: Option<SubscribeResult>,
     authorized: bool,
     /// Difficulty for the next job (set_difficulty applies from the next notify).
@@ -111,9 +118,19 @@ pub(super) struct Session {
     /// The newest job that arrived before subscribe/authorize finished (older ones are of no
     /// use: each notify is a complete job).
     early_job: Option<Job>,
+    /// Proving jobs that arrived before the handshake finished: they belong to the session's
+    /// epoch, which is known only then (the newest few are kept).
+    early_proof_jobs: VecDeque<ProofJob>,
     pub(super) epoch: u64,
     /// A write failed or timed out: the stream may hold half a line and is not to be used.
     pub(super) write_failed: bool,
+    /// Lines from the pool that were understood (a response, or a request we could parse):
+    /// only these show the pool is alive, not malformed ones.
+    pub(super) understood: u64,
+    /// Lines ignored as malformed (logged at powers of two: a flood does not flood the log).
+    ignored: u64,
+    /// Whether the pool has sent any work (a mining job or a proving job) this session.
+    pub(super) work_sent: bool,
 }
 
 impl Session {
@@ -127,6 +144,7 @@ impl Session {
             next_id: 1,
             pending: BTreeMap::new(),
             unanswered_submits: 0,
+            dropped_unanswered: 0,
             subscription: None,
             authorized: false,
             difficulty: Difficulty::ONE,
@@ -134,9 +152,19 @@ impl Session {
             version_mask: None,
             early_mask: None,
             early_job: None,
+            early_proof_jobs: VecDeque::new(),
             epoch: 0,
             write_failed: false,
+            understood: 0,
+            ignored: 0,
+            work_sent: false,
         }
+    }
+
+    /// Counts a line ignored as malformed; true when it is one to log.
+    fn ignore_line(&mut self) -> bool {
+        self.ignored += 1;
+        self.ignored.is_power_of_two()
     }
 
     pub(super) fn ready(&self) -> bool {
@@ -337,10 +365,14 @@ impl Session {
                 .map(|(id, _)| *id);
             if let Some(Pending::Submit { reply, .. }) = oldest.and_then(|id| self.take_pending(id))
             {
-                warn!(
-                    pool = self.pool,
-                    "too many shares without an answer from the pool: the oldest counts as stale"
-                );
+                self.dropped_unanswered += 1;
+                if self.dropped_unanswered.is_power_of_two() {
+                    warn!(
+                        pool = self.pool,
+                        so_far = self.dropped_unanswered,
+                        "too many shares without an answer from the pool: the oldest counts as stale"
+                    );
+                }
                 self.answer_local(reply, "the pool did not answer it (too many unanswered)");
             }
         }
@@ -406,6 +438,20 @@ impl Session {
         if let Some(job) = self.early_job.take() {
             self.emit_job(job, events);
         }
+        while let Some(job) = self.early_proof_jobs.pop_front() {
+            self.emit_proof_job(job, events);
+        }
+    }
+
+    fn emit_proof_job(&mut self, job: ProofJob, events: &mpsc::UnboundedSender<ClientEvent>) {
+        self.work_sent = true;
+        info!(pool = self.pool, job = %escape(&job.job_id), circuit = %job.circuit_id, "proving job");
+        let _ = events.send(ClientEvent::ProofJob {
+            job: Arc::new(job),
+            pool: self.pool,
+            pool_host: self.entry.url.host.clone(),
+            epoch: self.epoch,
+        });
     }
 
     fn emit_job(&mut self, job: Job, events: &mpsc::UnboundedSender<ClientEvent>) {
@@ -426,6 +472,7 @@ impl Session {
             epoch: self.epoch,
             job,
         };
+        self.work_sent = true;
         let _ = events.send(ClientEvent::Work(Arc::new(work)));
     }
 
@@ -439,22 +486,29 @@ impl Session {
             Ok(m) => m,
             Err(crate::message::ProtocolError::Empty) => return Ok(None),
             Err(e) => {
-                warn!(pool = self.pool, error = %escape(&e.to_string()), line = %escape_max(line, 200), "ignoring a malformed line from the pool");
+                if self.ignore_line() {
+                    warn!(pool = self.pool, error = %escape(&e.to_string()), line = %escape_max(line, 200), ignored_so_far = self.ignored, "ignoring a malformed line from the pool");
+                }
                 return Ok(None);
             }
         };
+        if matches!(msg, Incoming::Response { .. }) {
+            self.understood += 1;
+        }
         match msg {
             Incoming::Response { id, result, error } => self.handle_response(id, result, error),
             Incoming::Request { id, method, params } if method == "prover.notify" => {
                 match ProofJob::from_params(&params) {
                     Ok(job) if self.cfg.prover.is_some() => {
-                        info!(pool = self.pool, job = %escape(&job.job_id), circuit = %job.circuit_id, "proving job");
-                        let _ = events.send(ClientEvent::ProofJob {
-                            job: Arc::new(job),
-                            pool: self.pool,
-                            pool_host: self.entry.url.host.clone(),
-                            epoch: self.epoch,
-                        });
+                        self.understood += 1;
+                        if self.ready() {
+                            self.emit_proof_job(job, events);
+                        } else {
+                            if self.early_proof_jobs.len() == MAX_EARLY_PROOF_JOBS {
+                                self.early_proof_jobs.pop_front();
+                            }
+                            self.early_proof_jobs.push_back(job);
+                        }
                     }
                     Ok(job) => {
                         debug!(pool = self.pool, job = %escape(&job.job_id), "proving job while not subscribed to proving: ignored");
@@ -482,10 +536,13 @@ impl Session {
                         )));
                     }
                     Err(e) => {
-                        warn!(pool = self.pool, error = %escape(&e.to_string()), "ignoring a bad message from the pool");
+                        if self.ignore_line() {
+                            warn!(pool = self.pool, error = %escape(&e.to_string()), ignored_so_far = self.ignored, "ignoring a bad message from the pool");
+                        }
                         return Ok(None);
                     }
                 };
+                self.understood += 1;
                 self.handle_pool_message(id, parsed, events).await
             }
         }

@@ -154,7 +154,7 @@ impl Supervisor {
                                     break;
                                 }
                             }
-                            Some(Command::Submit { share, epoch, reply }) => self.queue(share, epoch, reply),
+                            Some(Command::Submit { share, epoch, reply, .. }) => self.queue(share, epoch, reply),
                             Some(Command::SubmitProof { reply, .. }) => {
                                 let _ = reply.send(ProofResult::Lost("not connected: the proving job's session is gone".into()));
                             }
@@ -314,17 +314,30 @@ impl Supervisor {
             } else {
                 last_rx.checked_add(keepalive)
             };
+            // A pool that keeps talking but sends no work within the keepalive of the
+            // handshake is given up on too: the rig would mine nothing there.
+            let work_deadline = match established {
+                Some(at) if !keepalive.is_zero() && !s.work_sent => at.checked_add(keepalive),
+                _ => None,
+            };
             let handshake_open =
                 handshake_deadline.is_some() && (established.is_none() || s.configure_pending());
             tokio::select! {
                 line = s.conn.read_line() => {
-                    last_rx = tokio::time::Instant::now();
                     match line {
-                        Ok(Some(line)) => match s.handle_line(&line, &self.events).await {
-                            Ok(Some(end)) => break end,
-                            Ok(None) => {}
-                            Err(e) => break failed(e),
-                        },
+                        Ok(Some(line)) => {
+                            // Only a line the pool meant (one we understood) shows it alive:
+                            // a pool that sends nothing but garbage is as dead as a silent one.
+                            let understood = s.understood;
+                            match s.handle_line(&line, &self.events).await {
+                                Ok(Some(end)) => break end,
+                                Ok(None) => {}
+                                Err(e) => break failed(e),
+                            }
+                            if s.understood != understood {
+                                last_rx = tokio::time::Instant::now();
+                            }
+                        }
                         Ok(None) => break failed("pool closed the connection"),
                         Err(e) if e.is_recoverable() => warn!(pool, error = %e, "skipping a bad line from the pool"),
                         Err(e) => break failed(e),
@@ -338,6 +351,9 @@ impl Supervisor {
                 }
                 () = sleep_until_or_never(keepalive_deadline) => {
                     break failed(format_args!("no message from the pool for {} s", keepalive.as_secs_f64()));
+                }
+                () = sleep_until_or_never(work_deadline) => {
+                    break failed(format_args!("the pool sent no job within {} s of the handshake", keepalive.as_secs_f64()));
                 }
                 () = sleep_until_or_never(handshake_deadline), if handshake_open => {
                     if let Some(what) = s.handshake_missing() {
@@ -362,7 +378,7 @@ impl Supervisor {
                             break end;
                         }
                     }
-                    Some(Command::Submit { share, epoch, reply }) => {
+                    Some(Command::Submit { share, epoch, reply, .. }) => {
                         if established.is_none() {
                             self.queue(share, epoch, reply);
                         } else if epoch != self.epoch {

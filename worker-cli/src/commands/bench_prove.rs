@@ -19,7 +19,7 @@ use ark_ec::{PrimeGroup, VariableBaseMSM};
 use ark_ff::PrimeField;
 use backends::prove::arith::ArithPath;
 use backends::prove::{
-    FixedBaseMsm, Fr, G1Projective, G2Projective, Precompute, ProveBackend, ScalarRepr,
+    FixedBaseMsm, Fr, G1Projective, G2Placement, G2Projective, Precompute, ProveBackend, ScalarRepr,
 };
 use proofs::prover::{self, PreparedKey, ProveOptions};
 use proofs::zkey::ZkeyFile;
@@ -34,6 +34,10 @@ use crate::progress::{Progress, ProgressMode};
 struct ProveResult {
     /// Where the MSMs and NTTs ran (`cpu`, `opencl`, ...).
     backend: String,
+    /// With a GPU backend: where its G2 MSM ran (`device`, or `cpu` at the same time as the
+    /// G1 MSMs on the device).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    g2_on: Option<&'static str>,
     circuit: String,
     domain_size: u32,
     n_vars: u32,
@@ -52,6 +56,16 @@ struct ProveResult {
     /// prove` does (`proofs::prover::prove_once`), measured before the key is loaded.
     single_proof_peak_rss_bytes: Option<u64>,
     snarkjs_ms: Option<f64>,
+}
+
+impl ProveResult {
+    /// The row's name in the table and the plot: the backend, and where G2 ran when not on it.
+    fn label(&self) -> String {
+        match self.g2_on {
+            Some("cpu") => format!("{} (G2 on cpu)", self.backend),
+            _ => self.backend.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -227,12 +241,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     names.sort_by_key(|n| n != "cpu");
     names.dedup();
     let device = args.devices.devices.first().copied().unwrap_or(0);
-    let mut chosen: Vec<Arc<dyn ProveBackend>> = Vec::new();
+    let mut placements: Vec<G2Placement> = args.g2_on.iter().map(|g| (*g).into()).collect();
+    placements.dedup();
+    if placements.is_empty() {
+        placements.push(G2Placement::Device);
+    }
+    // A GPU backend once per G2 placement; the CPU once (everything runs there anyway).
+    let mut chosen: Vec<(Arc<dyn ProveBackend>, G2Placement)> = Vec::new();
     for name in &names {
-        eprintln!("opening proving backend {name} (device {device})...");
-        let b = backends::prove::open_prove_backend(name, device)
-            .with_context(|| format!("opening proving backend {name} device {device}"))?;
-        chosen.push(b);
+        let mine: &[G2Placement] = if name == "cpu" {
+            &[G2Placement::Device]
+        } else {
+            &placements
+        };
+        for g2 in mine {
+            eprintln!("opening proving backend {name} (device {device})...");
+            let b = backends::prove::open_prove_backend_with(name, device, *g2)
+                .with_context(|| format!("opening proving backend {name} device {device}"))?;
+            chosen.push((b, *g2));
+        }
     }
     let repeat = args.repeat.max(1);
     let dir = args.circuits.clone().unwrap_or_else(default_dir);
@@ -285,14 +312,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // One step per (circuit, backend, tables) and per (MSM size, backend).
     let prove_rows: usize = chosen
         .iter()
-        .map(|b| if b.name() == "cpu" { 2 } else { 1 })
+        .map(|(b, _)| if b.name() == "cpu" { 2 } else { 1 })
         .sum();
+    let msm_backends = chosen
+        .iter()
+        .filter(|(_, g2)| *g2 == G2Placement::Device)
+        .count();
     let whole_steps = if args.against.is_empty() {
         0
     } else {
         circuits.len()
     };
-    let steps = circuits.len() * prove_rows + sizes.len() * chosen.len() + whole_steps;
+    let steps = circuits.len() * prove_rows + sizes.len() * msm_backends + whole_steps;
     let progress = Progress::steps(
         ProgressMode::detect(args.json),
         "bench --work prove",
@@ -320,14 +351,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         } else {
             None
         };
-        for (backend, pre) in chosen.iter().flat_map(|b| {
+        for (backend, g2, pre) in chosen.iter().flat_map(|(b, g2)| {
             // Tables are the CPU MSM's; a GPU keeps its bases resident instead.
             let pres: &[Precompute] = if b.name() == "cpu" {
                 &[Precompute::None, Precompute::Tables]
             } else {
                 &[Precompute::None]
             };
-            pres.iter().map(move |p| (b, *p))
+            pres.iter().map(move |p| (b, *g2, *p))
         }) {
             progress.set_message(format!(
                 "proving {name} on {}{}",
@@ -369,6 +400,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 .collect();
             report.prove.push(ProveResult {
                 backend: backend.name().to_string(),
+                g2_on: (backend.name() != "cpu").then_some(match g2 {
+                    G2Placement::Device => "device",
+                    G2Placement::Cpu => "cpu",
+                }),
                 circuit: name.clone(),
                 domain_size: key.header.domain_size,
                 n_vars: key.header.n_vars,
@@ -394,7 +429,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let g2_bases = (Some(log) == g2_at).then(|| {
             BatchMulPreprocessing::new(G2Projective::generator(), n).batch_mul(&random_scalars(n))
         });
-        for backend in &chosen {
+        // The MSM rows are the backend's own: the same whatever the proofs' G2 placement.
+        for (backend, _) in chosen.iter().filter(|(_, g2)| *g2 == G2Placement::Device) {
             progress.set_message(format!("MSMs of 2^{log} points on {}", backend.name()));
             let prepared = backend.prepare_g1(&bases, Precompute::None)?;
             report.msm.push(time_msm(
@@ -436,8 +472,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "Groth16/BN254 proving, {} threads, CPU arithmetic {}, medians of {repeat} proofs per row",
         report.threads, report.arith
     );
+    let w = report
+        .prove
+        .iter()
+        .map(|r| r.label().len())
+        .max()
+        .unwrap_or(0)
+        .max("backend".len());
     println!(
-        "{:<7} {:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>8}",
+        "{:<w$} {:<20} {:>6} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "backend",
         "circuit",
         "domain",
@@ -472,8 +515,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     .map(|(_, v)| *v)
             });
         println!(
-            "{:<7} {:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>10} {:>8}",
-            r.backend,
+            "{:<w$} {:<20} {:>6} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10} {:>10} {:>10} {:>8}",
+            r.label(),
             r.circuit,
             format!("2^{}", r.domain_size.trailing_zeros()),
             match (r.precompute, r.tables_built) {
@@ -571,14 +614,14 @@ fn charts(report: &Report) -> Vec<crate::plot::Chart> {
         }
     }
     let mut prove: Vec<Series> = Vec::new();
-    let mut backends: Vec<&str> = report.prove.iter().map(|p| p.backend.as_str()).collect();
-    backends.dedup();
-    for backend in backends {
+    let mut labels: Vec<String> = report.prove.iter().map(ProveResult::label).collect();
+    labels.dedup();
+    for backend in labels {
         for pre in [false, true] {
             let rows: Vec<&ProveResult> = report
                 .prove
                 .iter()
-                .filter(|p| p.precompute == pre && p.backend == backend)
+                .filter(|p| p.precompute == pre && p.label() == backend)
                 .collect();
             if rows.is_empty() {
                 continue;

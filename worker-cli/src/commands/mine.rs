@@ -139,15 +139,17 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
             pools
         };
         let mut client = client_config(&pools, &args)?;
-        if proving.is_some() {
-            let tables = args.proving.prove_precompute;
-            let max = crate::engine::prove::max_constraints(tables);
+        if let Some(engine) = &proving {
+            let max = engine.max_constraints();
             info!(
                 max_constraints = max,
                 mem_available_mib = proofs::mem::available_bytes().map(|b| b >> 20),
                 "proving: the largest circuit this rig asks for, from the memory available"
             );
-            client.prover = Some(ProverCapabilities::groth16_bn254(max, vec!["cpu".into()]));
+            client.prover = Some(ProverCapabilities::groth16_bn254(
+                max,
+                vec![engine.backend_name()],
+            ));
         }
         let cfg = EngineConfig {
             client,
@@ -248,8 +250,9 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
         p.prove_backend.as_str()
     };
     let arith = super::prove_arith(p.prove_arith)?;
-    let backend = backends::prove::open_prove_backend(name, p.prove_device)
-        .with_context(|| format!("opening proving backend {name} device {}", p.prove_device))?;
+    let backend =
+        backends::prove::open_prove_backend_with(name, p.prove_device, p.prove_g2_on.into())
+            .with_context(|| format!("opening proving backend {name} device {}", p.prove_device))?;
     tracing::info!(backend = name, cpu_arithmetic = %arith, "proving enabled");
     // Keys stay loaded across jobs: spend the memory that makes each proof faster.
     let pre = if p.prove_precompute {
@@ -262,7 +265,11 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
         self_check: !p.no_verify_proofs,
     };
     let hosts = ArtifactHosts::new(&p.proving_artifact_hosts);
-    let engine = ProvingEngine::new(cache, keys, options, hosts);
+    let max = match p.prove_max_constraints {
+        Some(n) => 1 << n.ilog2(),
+        None => crate::engine::prove::max_constraints(p.prove_precompute),
+    };
+    let engine = ProvingEngine::new(cache, keys, options, hosts, max);
     // A GPU that proves pauses only its own hashing; the CPU prover pauses all of it.
     let engine = if name == "cpu" {
         engine

@@ -19,7 +19,7 @@ use proofs::zkey::ZkeyFile;
 use proofs::{Precompute, Proof, VerifyingKey, Witness};
 use serde_json::json;
 
-use crate::cli::{ProveArgs, VerifyArgs};
+use crate::cli::{G2On, ProveArgs, VerifyArgs};
 use crate::progress::{Progress, ProgressMode};
 
 fn ms(d: Duration) -> f64 {
@@ -65,12 +65,13 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     }
     let arith = super::prove_arith(args.prove_arith)?;
     let backend =
-        backends::prove::open_prove_backend(&args.backend, args.devices).with_context(|| {
-            format!(
-                "opening proving backend {} device {}",
-                args.backend, args.devices
-            )
-        })?;
+        backends::prove::open_prove_backend_with(&args.backend, args.devices, args.g2_on.into())
+            .with_context(|| {
+                format!(
+                    "opening proving backend {} device {}",
+                    args.backend, args.devices
+                )
+            })?;
     // One proof: the leanest preparation; several with the key loaded once: the faster one.
     let pre = if args.precompute {
         Precompute::Tables
@@ -114,7 +115,7 @@ pub fn run(args: &ProveArgs) -> Result<()> {
         let loading = Progress::spinner(
             mode,
             if args.precompute {
-                "loading the proving key and building its MSM tables"
+                "loading the proving key and building its MSM tables where they pay"
             } else {
                 "loading the proving key"
             },
@@ -153,11 +154,18 @@ pub fn run(args: &ProveArgs) -> Result<()> {
 
     let phases = median_timings(&runs);
     let peak = proofs::mem::peak_rss_bytes();
+    // Where the G2 MSM ran: a GPU's own choice; the CPU backend runs everything there.
+    let g2_on = if backend_name == "cpu" || args.g2_on == G2On::Cpu {
+        "cpu"
+    } else {
+        "device"
+    };
     let h = &header;
     let k = &key_figures;
     if args.json {
         let report = json!({
             "backend": backend_name,
+            "g2_on": g2_on,
             "arith": arith.name(),
             "precompute": args.precompute,
             "tables_built": k.tables,
@@ -180,11 +188,16 @@ pub fn run(args: &ProveArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "circuit: {} variables, {} public, domain 2^{}  backend: {} (CPU arithmetic {arith})  threads: {}{}",
+        "circuit: {} variables, {} public, domain 2^{}  backend: {}{} (CPU arithmetic {arith})  threads: {}{}",
         h.n_vars,
         h.n_public,
         h.domain_size.trailing_zeros(),
         backend_name,
+        if backend_name != "cpu" && g2_on == "cpu" {
+            ", G2 MSM on the CPU beside it"
+        } else {
+            ""
+        },
         proofs::threads(),
         match (args.precompute, k.tables) {
             (true, true) => "  (precomputed tables)",

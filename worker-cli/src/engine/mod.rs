@@ -387,7 +387,7 @@ pub async fn run(
 ) -> Summary {
     let dispatcher = Arc::new(Dispatcher::new());
     let stop = Arc::new(AtomicBool::new(false));
-    let (found_tx, mut found_rx) = mpsc::unbounded_channel::<Found>();
+    let (found_tx, mut found_rx) = mpsc::channel::<Found>(FOUND_QUEUE);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Submitted>();
 
     let (client, mut events, client_task) = Client::spawn(cfg.client.clone());
@@ -534,6 +534,7 @@ pub async fn run(
                 Some(ClientEvent::Work(work)) => {
                     let clean = work.job.clean_jobs || work.epoch != current_epoch;
                     current_epoch = work.epoch;
+                    if let Some(q) = &proof_tx { q.note_session(work.epoch); }
                     dispatcher.set_work(work.clone(), clean);
                     if clean {
                         for s in &slots { s.ctl.cancel(); }
@@ -571,7 +572,10 @@ pub async fn run(
                     }
                 }
                 Some(ClientEvent::ProofJob { job, pool_host, epoch, .. }) => match &proof_tx {
-                    Some(q) => q.push(prove::ProofTask { job, pool_host, epoch }),
+                    Some(q) => {
+                        q.note_session(epoch);
+                        q.push(prove::ProofTask { job, pool_host, epoch });
+                    }
                     None => debug!(job = %escape(&job.job_id), "proving job ignored: proving is off"),
                 },
             },
@@ -909,12 +913,18 @@ fn print_speed(state: &Mutex<EngineState>) -> String {
     line
 }
 
+/// Found nonces on their way from the device threads to the engine task. A device thread
+/// waits when it is full, so hashing slows to what the engine can account for instead of
+/// queueing without bound (a pool that makes every nonce a share).
+const FOUND_QUEUE: usize = 4096;
+
 /// What a device thread needs to turn a reported nonce into a share.
 struct Reporter<'a> {
     index: usize,
     dispatcher: &'a Dispatcher,
     client: &'a ClientHandle,
-    found_tx: &'a mpsc::UnboundedSender<Found>,
+    found_tx: &'a mpsc::Sender<Found>,
+    stop: &'a AtomicBool,
 }
 
 impl Reporter<'_> {
@@ -939,7 +949,7 @@ impl Reporter<'_> {
             };
             Fate::Submitted(self.client.submit_detached(share, work.epoch))
         };
-        let _ = self.found_tx.send(Found {
+        let mut found = Found {
             device: self.index,
             nonce,
             hash,
@@ -948,7 +958,21 @@ impl Reporter<'_> {
             pool_url: work.pool_url.clone(),
             difficulty: work.difficulty.get(),
             fate,
-        });
+        };
+        // Device threads are plain threads: waiting here is the backpressure. Once the engine
+        // stops, a full queue is not waited on (the engine drains what is there).
+        loop {
+            match self.found_tx.try_send(found) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    if self.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    found = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
     }
 }
 
@@ -962,7 +986,7 @@ struct ThreadContext {
     proving: Arc<AtomicBool>,
     dispatcher: Arc<Dispatcher>,
     client: ClientHandle,
-    found_tx: mpsc::UnboundedSender<Found>,
+    found_tx: mpsc::Sender<Found>,
     stop: Arc<AtomicBool>,
 }
 
@@ -987,7 +1011,7 @@ fn spawn_device(
 struct RebuildContext<'a> {
     dispatcher: &'a Arc<Dispatcher>,
     client: &'a ClientHandle,
-    found_tx: &'a mpsc::UnboundedSender<Found>,
+    found_tx: &'a mpsc::Sender<Found>,
     stop: &'a Arc<AtomicBool>,
     reopen: Option<&'a ReopenWorker>,
 }
@@ -1139,6 +1163,7 @@ fn device_thread(mut worker: Box<dyn HashWorker>, ctx: ThreadContext) {
         dispatcher: &ctx.dispatcher,
         client: &ctx.client,
         found_tx: &ctx.found_tx,
+        stop: &ctx.stop,
     };
     let run = Running {
         stop: &ctx.stop,

@@ -48,14 +48,32 @@ const ZKEY_MAX_DOMAIN: u64 = 1 << 28;
 
 /// The `max_constraints` to send in `prover.subscribe`: the largest power of two whose proof
 /// fits the memory available now, at [`BYTES_PER_CONSTRAINT`] (or
-/// [`BYTES_PER_CONSTRAINT_TABLES`] with tables).
+/// [`BYTES_PER_CONSTRAINT_TABLES`] at the sizes where `--prove-precompute` builds tables: the
+/// CPU backend's cost model declines them on large keys).
 pub fn max_constraints(tables: bool) -> u64 {
-    let per = if tables {
-        BYTES_PER_CONSTRAINT_TABLES
-    } else {
-        BYTES_PER_CONSTRAINT
+    let mem = proofs::mem::available_bytes();
+    if !tables {
+        return max_constraints_for(mem, BYTES_PER_CONSTRAINT);
+    }
+    max_constraints_with_tables(mem, |n| {
+        backends::prove::MsmConfig::for_size(n, true).table_depth > 1
+    })
+}
+
+/// [`max_constraints`] with tables, where `builds_tables(n)` says whether a key of `n`
+/// constraints gets them.
+fn max_constraints_with_tables(mem: Option<u64>, builds_tables: impl Fn(usize) -> bool) -> u64 {
+    let Some(bytes) = mem else {
+        return FALLBACK_MAX_CONSTRAINTS;
     };
-    max_constraints_for(proofs::mem::available_bytes(), per)
+    let mut n = max_constraints_for(mem, BYTES_PER_CONSTRAINT);
+    while n > 1
+        && builds_tables(usize::try_from(n).unwrap_or(usize::MAX))
+        && n.saturating_mul(BYTES_PER_CONSTRAINT_TABLES) > bytes
+    {
+        n /= 2;
+    }
+    n
 }
 
 /// [`max_constraints`] for `mem` bytes available.
@@ -142,6 +160,12 @@ pub struct ProvingEngine {
     keys: KeyCache,
     options: ProveOptions,
     hosts: ArtifactHosts,
+    /// The largest domain this rig asks for (`prover.subscribe`); a pool's larger key is
+    /// refused before it is loaded, since loading it could exhaust the memory.
+    max_constraints: u64,
+    /// The newest pool session (epoch) seen: a job of an older one can no longer be
+    /// submitted, so its download and proof are abandoned (a resumed session keeps its epoch).
+    session: tokio::sync::watch::Sender<u64>,
     pub counts: Mutex<ProvingCounts>,
     /// The hashing device that proves (a GPU `--prove-backend`): only it pauses while a
     /// proof runs. `None`: the CPU proves, and all hashing pauses.
@@ -156,6 +180,17 @@ pub struct ProofQueue {
 }
 
 impl ProofQueue {
+    /// A pool session (`epoch`) is current: jobs of older ones are abandoned.
+    pub fn note_session(&self, epoch: u64) {
+        self.engine.session.send_if_modified(|newest| {
+            let newer = epoch > *newest;
+            if newer {
+                *newest = epoch;
+            }
+            newer
+        });
+    }
+
     /// Queues `task`, or refuses it (logged and counted) when [`QUEUE_CAPACITY`] jobs wait
     /// already: a pool that floods the worker with jobs cannot grow its memory.
     pub fn push(&self, task: ProofTask) {
@@ -180,6 +215,12 @@ impl ProofQueue {
         }
     }
 }
+
+/// Why a job was given up: its pool session ended and a new one began, so no proof of it can
+/// be submitted any more (counted as lost, not failed).
+#[derive(Debug, thiserror::Error)]
+#[error("its pool session ended and a new one began: the pool no longer takes a proof of it")]
+struct SessionEnded;
 
 fn now_unix() -> u64 {
     SystemTime::now()
@@ -232,15 +273,23 @@ impl ProvingEngine {
         keys: KeyCache,
         options: ProveOptions,
         hosts: ArtifactHosts,
+        max_constraints: u64,
     ) -> ProvingEngine {
         ProvingEngine {
             cache,
             keys,
             options,
             hosts,
+            max_constraints,
+            session: tokio::sync::watch::Sender::new(0),
             counts: Mutex::new(ProvingCounts::default()),
             device_pause: None,
         }
+    }
+
+    /// The largest circuit (constraint domain) this engine proves.
+    pub fn max_constraints(&self) -> u64 {
+        self.max_constraints
     }
 
     /// Starts the prover task; jobs go to it through the returned queue.
@@ -315,6 +364,10 @@ impl ProvingEngine {
                         ProofResult::Lost(why) => warn!(job = %shown, reason = %why, "proof lost"),
                     }
                 }
+                Err(e) if e.is::<SessionEnded>() => {
+                    self.count(|c| c.lost += 1);
+                    warn!(job = %shown, "proving job abandoned: {e}");
+                }
                 Err(e) => {
                     self.count(|c| c.failed += 1);
                     let why = format!("{e:#}");
@@ -333,6 +386,11 @@ impl ProvingEngine {
     ) -> anyhow::Result<(serde_json::Value, Vec<String>, ProveTimings)> {
         let job = &task.job;
         let t0 = Instant::now();
+        // A job of a session that is over costs nothing more.
+        let mut sessions = self.session.subscribe();
+        if *sessions.borrow_and_update() > task.epoch {
+            return Err(SessionEnded.into());
+        }
         // A job that expired (while it waited, or before it came) costs no download.
         let Some(left) = time_left(job.deadline) else {
             anyhow::bail!("deadline passed before its artifacts were fetched");
@@ -358,13 +416,31 @@ impl ProvingEngine {
             };
             anyhow::Ok((zkey, wtns))
         };
+        // The session ending for good: the fetch is abandoned like at the deadline.
+        let superseded = async {
+            loop {
+                if sessions.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                if *sessions.borrow_and_update() > task.epoch {
+                    return;
+                }
+            }
+        };
         // Dropping the fetch at the deadline closes its connection and removes its partial
         // file.
-        let (zkey, wtns) = tokio::time::timeout(left, fetch).await.map_err(|_| {
+        let fetched = tokio::select! {
+            r = tokio::time::timeout(left, fetch) => r,
+            () = superseded => return Err(SessionEnded.into()),
+        };
+        let (zkey, wtns) = fetched.map_err(|_| {
             anyhow::anyhow!(
                 "deadline passed while its artifacts were being fetched: fetch abandoned"
             )
         })??;
+        if *self.session.borrow() > task.epoch {
+            return Err(SessionEnded.into());
+        }
         let witness = Witness::parse(&wtns).map_err(|e| anyhow::anyhow!("witness: {e}"))?;
         if now_unix() > job.deadline {
             anyhow::bail!("deadline passed before the proof could start");
@@ -376,8 +452,16 @@ impl ProvingEngine {
         let circuit = job.circuit_id;
         let key = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             if !this.keys.is_loaded(&zkey) {
+                let domain = proofs::zkey::ZkeyFile::open(&zkey)?.header.domain_size;
+                if u64::from(domain) > this.max_constraints {
+                    anyhow::bail!(
+                        "its circuit has a domain of {domain} constraints, more than the {} this \
+                         rig asked for (max_constraints): refused before loading",
+                        this.max_constraints
+                    );
+                }
                 if this.keys.precomputes() {
-                    info!(%circuit, "loading proving key and building its MSM tables (--prove-precompute: seconds on every core)");
+                    info!(%circuit, "loading proving key and building its MSM tables where they pay (--prove-precompute: seconds on every core)");
                 } else {
                     info!(%circuit, "loading proving key");
                 }
@@ -387,6 +471,7 @@ impl ProvingEngine {
                 info!(
                     %circuit,
                     secs = key.load_timings.total.as_secs_f64(),
+                    tables = key.has_tables(),
                     "proving key loaded"
                 );
             }
@@ -417,7 +502,7 @@ impl ProvingEngine {
         drop(guard);
         let out = out?;
         info!(
-            job = %job.job_id,
+            job = %stratum::untrusted::escape(&job.job_id),
             fetch_secs = fetched.as_secs_f64(),
             prove_secs = out.timings.total.as_secs_f64(),
             "proof made"
@@ -425,5 +510,43 @@ impl ProvingEngine {
         let proof: serde_json::Value = serde_json::from_str(&out.proof.to_json())?;
         let public: Vec<String> = serde_json::from_str(&proofs::json::public_to_json(&out.public))?;
         Ok((proof, public, out.timings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_constraints_is_the_largest_power_of_two_that_fits() {
+        assert_eq!(max_constraints_for(None, 1), FALLBACK_MAX_CONSTRAINTS);
+        assert_eq!(max_constraints_for(Some(3 << 30), 2 << 10), 1 << 20);
+        assert_eq!(max_constraints_for(Some(100), 2 << 10), 1);
+        assert_eq!(max_constraints_for(Some(u64::MAX), 1), ZKEY_MAX_DOMAIN);
+    }
+
+    #[test]
+    fn tables_cost_memory_only_where_they_are_built() {
+        let gib = 1u64 << 30;
+        // Tables everywhere: 8 KiB per constraint.
+        assert_eq!(
+            max_constraints_with_tables(Some(4 * gib), |_| true),
+            1 << 19
+        );
+        // Tables declined from 2^20 on (the 2-thread cost model): 4 GiB holds a 2^20 proof
+        // without them, at 2 KiB per constraint.
+        assert_eq!(
+            max_constraints_with_tables(Some(4 * gib), |n| n < 1 << 20),
+            1 << 21
+        );
+        // Declined only above 2^21: 2^21 would need 16 GiB with tables, 2^19 fits.
+        assert_eq!(
+            max_constraints_with_tables(Some(4 * gib), |n| n <= 1 << 21),
+            1 << 19
+        );
+        assert_eq!(
+            max_constraints_with_tables(None, |_| true),
+            FALLBACK_MAX_CONSTRAINTS
+        );
     }
 }

@@ -22,6 +22,7 @@ pub mod wgpu;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use ark_bn254::{Fq, Fq2};
 use ark_ec::AdditiveGroup;
@@ -30,8 +31,8 @@ use ark_ff::{BigInt, Field, One, Zero};
 
 use super::cpu::CpuProveBackend;
 use super::{
-    FixedBaseMsm, Fr, G1Affine, G1Msm, G2Affine, G2Msm, Precompute, ProveBackend, ProveError,
-    ScalarRepr, glv, note_fallback,
+    FixedBaseMsm, Fr, G1Affine, G1Msm, G1Projective, G2Affine, G2Msm, G2Placement, HTerm, PackedG2,
+    Precompute, ProveBackend, ProveError, ScalarRepr, downcast_msm, glv, note_fallback,
 };
 pub use device::{Curve, GpuDevice, Kernel};
 
@@ -39,6 +40,8 @@ pub use device::{Curve, GpuDevice, Kernel};
 const CHUNK: u32 = 32;
 /// Buckets each invocation of the bucket reduction walks.
 const SEGMENT: u32 = 64;
+/// The pool's buffers for A, B and C while the quotient is computed (A's ends up holding it).
+const QUOTIENT_BUFFERS: [&str; 3] = ["quotient_a", "quotient_b", "quotient_c"];
 /// NTT domains whose twiddles stay resident (a worker proves a few circuits at most).
 const NTT_CACHE: usize = 4;
 
@@ -290,6 +293,25 @@ impl<B> Pool<B> {
         Ok(())
     }
 
+    /// Buffer `name` out of the pool (allocated if missing or too small), with its capacity in
+    /// words; [`Self::put`] returns it.
+    fn take<D: GpuDevice<Buffer = B>>(
+        &mut self,
+        dev: &D,
+        name: &'static str,
+        words: usize,
+    ) -> Result<(B, usize), ProveError> {
+        self.ensure(dev, name, words)?;
+        self.bufs.remove(name).ok_or_else(|| ProveError::Device {
+            backend: "gpu".into(),
+            message: format!("internal: buffer {name} was not allocated"),
+        })
+    }
+
+    fn put(&mut self, name: &'static str, buf: (B, usize)) {
+        self.bufs.insert(name, buf);
+    }
+
     fn get(&self, name: &'static str) -> Result<&B, ProveError> {
         self.bufs
             .get(name)
@@ -326,6 +348,8 @@ pub struct GpuProveBackend<D: GpuDevice> {
     cpu: CpuProveBackend,
     /// MSM tuning (tests and benchmarks).
     pub msm_config: GpuMsmConfig,
+    /// Where the G2 MSM runs (set before preparing a key).
+    pub g2_placement: G2Placement,
 }
 
 impl<D: GpuDevice> GpuProveBackend<D> {
@@ -339,7 +363,14 @@ impl<D: GpuDevice> GpuProveBackend<D> {
             })),
             cpu: CpuProveBackend::new(),
             msm_config: GpuMsmConfig::default(),
+            g2_placement: G2Placement::Device,
         }
+    }
+
+    /// The backend with its G2 MSM placed by `g2`.
+    pub fn with_g2_placement(mut self, g2: G2Placement) -> Self {
+        self.g2_placement = g2;
+        self
     }
 
     /// The device.
@@ -417,12 +448,12 @@ impl<D: GpuDevice> GpuProveBackend<D> {
     /// The twiddles of domain `n`, made and uploaded on first use.
     fn tables<'a>(
         &self,
-        st: &'a mut State<D::Buffer>,
+        ntt: &'a mut HashMap<usize, NttTables<D::Buffer>>,
         n: usize,
     ) -> Result<&'a mut NttTables<D::Buffer>, ProveError> {
-        if !st.ntt.contains_key(&n) {
-            if st.ntt.len() >= NTT_CACHE {
-                st.ntt.clear();
+        if !ntt.contains_key(&n) {
+            if ntt.len() >= NTT_CACHE {
+                ntt.clear();
             }
             let omega = super::root_of_unity(n).ok_or(ProveError::BadNttSize(n))?;
             let omega_inv = omega.inverse().ok_or(ProveError::BadNttSize(n))?;
@@ -432,7 +463,7 @@ impl<D: GpuDevice> GpuProveBackend<D> {
             let forward = self.upload_fr(&powers(omega, (n / 2).max(1)))?;
             let inverse = self.upload_fr(&powers(omega_inv, (n / 2).max(1)))?;
             let n_inv = self.upload_fr(&vec![n_inv; n])?;
-            st.ntt.insert(
+            ntt.insert(
                 n,
                 NttTables {
                     forward,
@@ -443,19 +474,22 @@ impl<D: GpuDevice> GpuProveBackend<D> {
                 },
             );
         }
-        st.ntt
-            .get_mut(&n)
+        ntt.get_mut(&n)
             .ok_or_else(|| self.error("internal: NTT tables missing".into()))
     }
 
     fn upload_fr(&self, v: &[Fr]) -> Result<D::Buffer, ProveError> {
+        let b = self.dev.alloc(v.len() * 8)?;
+        self.write_fr(&b, v)?;
+        Ok(b)
+    }
+
+    fn write_fr(&self, b: &D::Buffer, v: &[Fr]) -> Result<(), ProveError> {
         let mut words = Vec::with_capacity(v.len() * 8);
         for f in v {
             push_limbs(&f.0.0, &mut words);
         }
-        let b = self.dev.alloc(words.len())?;
-        self.dev.write(&b, &words)?;
-        Ok(b)
+        self.dev.write(b, &words)
     }
 
     fn download_fr(&self, b: &D::Buffer, n: usize) -> Result<Vec<Fr>, ProveError> {
@@ -499,7 +533,7 @@ impl<D: GpuDevice> GpuProveBackend<D> {
     fn device_intt(&self, values: &mut [Fr]) -> Result<(), ProveError> {
         let n = values.len();
         let mut st = self.lock();
-        let t = self.tables(&mut st, n)?;
+        let t = self.tables(&mut st.ntt, n)?;
         let v = self.upload_fr(values)?;
         self.ntt_core(&v, &t.inverse, n)?;
         self.dev.launch(
@@ -516,7 +550,7 @@ impl<D: GpuDevice> GpuProveBackend<D> {
     fn device_coset_ntt(&self, values: &mut [Fr], shift: Fr) -> Result<(), ProveError> {
         let n = values.len();
         let mut st = self.lock();
-        let t = self.tables(&mut st, n)?;
+        let t = self.tables(&mut st.ntt, n)?;
         let key = shift.0.0;
         if let std::collections::hash_map::Entry::Vacant(e) = t.coset.entry(key) {
             e.insert(self.upload_fr(&powers(shift, n))?);
@@ -538,13 +572,19 @@ impl<D: GpuDevice> GpuProveBackend<D> {
         Ok(())
     }
 
-    /// Evaluations of A, B, C on the domain → the H MSM's scalars, all on the device: per
-    /// vector an inverse NTT whose scaling is fused with the coset shift, a forward NTT, then
-    /// (A·B − C) out of Montgomery form. Three uploads and one download.
-    fn device_quotient(&self, vecs: [&[Fr]; 3], shift: Fr) -> Result<Vec<ScalarRepr>, ProveError> {
+    /// Evaluations of A, B, C on the domain → the H MSM's scalars (canonical, in a device
+    /// buffer of at least `n` × 8 words, taken from the pool: put it back when done), all on the
+    /// device: per vector an inverse NTT whose scaling is fused with the coset shift, a forward
+    /// NTT, then (A·B − C) out of Montgomery form. Three uploads, nothing read back.
+    fn quotient_on_device(
+        &self,
+        st: &mut State<D::Buffer>,
+        vecs: [&[Fr]; 3],
+        shift: Fr,
+    ) -> Result<(D::Buffer, usize), ProveError> {
         let n = vecs[0].len();
-        let mut st = self.lock();
-        let t = self.tables(&mut st, n)?;
+        let State { pool, ntt } = st;
+        let t = self.tables(ntt, n)?;
         let key = shift.0.0;
         if let std::collections::hash_map::Entry::Vacant(e) = t.fused.entry(key) {
             let n_inv = Fr::from(n as u64)
@@ -557,23 +597,76 @@ impl<D: GpuDevice> GpuProveBackend<D> {
             .get(&key)
             .ok_or_else(|| self.error("internal: coset table missing".into()))?;
         let mut bufs = Vec::with_capacity(3);
-        for v in vecs {
-            let b = self.upload_fr(v)?;
-            self.ntt_core(&b, &t.inverse, n)?;
-            self.dev
-                .launch(Kernel::FrMulPointwise, n as u32, &[&b, fused], &[n as u32])?;
-            self.ntt_core(&b, &t.forward, n)?;
+        for (v, name) in vecs.into_iter().zip(QUOTIENT_BUFFERS) {
+            let b = pool.take(&*self.dev, name, n * 8)?;
+            self.write_fr(&b.0, v)?;
+            self.ntt_core(&b.0, &t.inverse, n)?;
+            self.dev.launch(
+                Kernel::FrMulPointwise,
+                n as u32,
+                &[&b.0, fused],
+                &[n as u32],
+            )?;
+            self.ntt_core(&b.0, &t.forward, n)?;
             bufs.push(b);
         }
         self.dev.launch(
             Kernel::FrQuotient,
             n as u32,
-            &[&bufs[0], &bufs[1], &bufs[2]],
+            &[&bufs[0].0, &bufs[1].0, &bufs[2].0],
             &[n as u32],
         )?;
+        let d = bufs.remove(0);
+        for (b, name) in bufs.into_iter().zip(&QUOTIENT_BUFFERS[1..]) {
+            pool.put(name, b);
+        }
+        Ok(d)
+    }
+
+    /// [`Self::quotient_on_device`], read back.
+    fn device_quotient(&self, vecs: [&[Fr]; 3], shift: Fr) -> Result<Vec<ScalarRepr>, ProveError> {
+        let n = vecs[0].len();
+        let mut st = self.lock();
+        let d = self.quotient_on_device(&mut st, vecs, shift)?;
         let mut words = vec![0u32; n * 8];
-        self.dev.read(&bufs[0], &mut words)?;
+        self.dev.read(&d.0, &mut words)?;
+        st.pool.put(QUOTIENT_BUFFERS[0], d);
         Ok(words.chunks_exact(8).map(|w| BigInt(limbs(w))).collect())
+    }
+
+    /// The H term with the quotient's scalars kept on the device for the H MSM.
+    fn device_h_term(
+        &self,
+        h: &GpuMsm<D, ark_bn254::g1::Config>,
+        vecs: [&[Fr]; 3],
+        shift: Fr,
+    ) -> Result<HTerm, ProveError> {
+        let t = Instant::now();
+        let mut st = self.lock();
+        let d = self.quotient_on_device(&mut st, vecs, shift)?;
+        // A read waits for all work submitted before it: one word marks where the NTTs end.
+        let mut first = [0u32; 1];
+        self.dev.read(&d.0, &mut first)?;
+        let ntt = t.elapsed();
+        let t = Instant::now();
+        let point = h.device_msm_locked(&mut st, Scalars::Device(&d.0))?;
+        st.pool.put(QUOTIENT_BUFFERS[0], d);
+        Ok(HTerm {
+            point,
+            ntt,
+            msm: t.elapsed(),
+        })
+    }
+
+    /// Whether `h` is a G1 set this backend prepared, of `n` bases: then its MSM can take
+    /// scalars that are already on the device.
+    fn own_g1<'h>(
+        &self,
+        h: &'h dyn FixedBaseMsm<G1Projective>,
+        n: usize,
+    ) -> Option<&'h GpuMsm<D, ark_bn254::g1::Config>> {
+        downcast_msm::<GpuMsm<D, ark_bn254::g1::Config>, _>(h)
+            .filter(|m| Arc::ptr_eq(&m.state, &self.state) && m.n == n)
     }
 }
 
@@ -603,8 +696,24 @@ impl<D: GpuDevice> ProveBackend for GpuProveBackend<D> {
         Ok(self.prepare::<ark_bn254::g1::Config>(bases)?)
     }
 
-    fn prepare_g2(&self, bases: &[G2Affine], _pre: Precompute) -> Result<G2Msm, ProveError> {
-        Ok(self.prepare::<ark_bn254::g2::Config>(bases)?)
+    /// On the device, or (with [`G2Placement::Cpu`]) as the CPU backend prepares them, with
+    /// `pre` honoured.
+    fn prepare_g2(&self, bases: &[G2Affine], pre: Precompute) -> Result<G2Msm, ProveError> {
+        match self.g2_placement {
+            G2Placement::Device => Ok(self.prepare::<ark_bn254::g2::Config>(bases)?),
+            G2Placement::Cpu => self.cpu.prepare_g2(bases, pre),
+        }
+    }
+
+    fn prepare_g2_packed(&self, bases: PackedG2<'_>, pre: Precompute) -> Result<G2Msm, ProveError> {
+        match self.g2_placement {
+            G2Placement::Device => self.prepare_g2(&bases.to_affine(), pre),
+            G2Placement::Cpu => self.cpu.prepare_g2_packed(bases, pre),
+        }
+    }
+
+    fn g2_beside_g1(&self) -> bool {
+        self.g2_placement == G2Placement::Cpu
     }
 
     fn intt(&self, values: &mut Vec<Fr>) -> Result<(), ProveError> {
@@ -654,6 +763,54 @@ impl<D: GpuDevice> ProveBackend for GpuProveBackend<D> {
             }
         }
     }
+
+    fn h_bases_first(&self) -> bool {
+        true
+    }
+
+    fn h_term(
+        &self,
+        a: Vec<Fr>,
+        b: Vec<Fr>,
+        c: Vec<Fr>,
+        shift: Fr,
+        h: &dyn FixedBaseMsm<G1Projective>,
+    ) -> Result<HTerm, ProveError> {
+        let n = a.len();
+        Self::check_ntt_size(n)?;
+        let Some(own) = self.own_g1(h, n).filter(|_| b.len() == n && c.len() == n) else {
+            // Another backend's bases, or sizes that do not match: the two steps apart, with
+            // their own checks and fallbacks.
+            return HTerm::in_two_steps(|| self.quotient(a, b, c, shift), |d| h.msm(d));
+        };
+        match self.device_h_term(own, [&a, &b, &c], shift) {
+            Ok(term) => Ok(term),
+            Err(e) => {
+                note_fallback(self.dev.backend(), "quotient and H MSM", &e);
+                HTerm::in_two_steps(|| self.cpu.quotient(a, b, c, shift), |d| own.cpu_msm(d))
+            }
+        }
+    }
+}
+
+/// Where an MSM's scalars are: canonical values on the host, or the same layout (8 words
+/// each) already on the device.
+enum Scalars<'a, B> {
+    Host(&'a [ScalarRepr]),
+    Device(&'a B),
+}
+
+impl<'a, B> Scalars<'a, B> {
+    /// The device buffer the MSM's kernels read (the pool's upload buffer for host scalars).
+    fn buffer<'p>(&self, pool: &'p Pool<B>) -> Result<&'p B, ProveError>
+    where
+        'a: 'p,
+    {
+        match *self {
+            Scalars::Host(_) => pool.get("scalars"),
+            Scalars::Device(b) => Ok(b),
+        }
+    }
 }
 
 /// Bases resident on the device, with the host copy the CPU fallback prepares on demand.
@@ -684,6 +841,17 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
 
     /// The whole MSM on the device; only the window sums come back.
     fn device_msm(&self, scalars: &[ScalarRepr]) -> Result<Projective<P>, ProveError> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.device_msm_locked(&mut st, Scalars::Host(scalars))
+    }
+
+    /// [`Self::device_msm`] with the device's state already locked, from scalars on the host
+    /// or already on the device.
+    fn device_msm_locked(
+        &self,
+        st: &mut State<D::Buffer>,
+        scalars: Scalars<'_, D::Buffer>,
+    ) -> Result<Projective<P>, ProveError> {
         let dev = &*self.dev;
         let plan = self.plan;
         let n = self.n;
@@ -691,27 +859,24 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
         let xyzz = curve.xyzz_words();
         let total = plan.total_buckets();
         let blocks = total.div_ceil(256);
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let pool = &mut st.pool;
-        pool.ensure(dev, "scalars", n * 8)?;
         pool.ensure(dev, "counts", total)?;
         pool.ensure(dev, "cursor", total)?;
         pool.ensure(dev, "block_sums", blocks)?;
         pool.ensure(dev, "total", 1)?;
-
-        let mut words = Vec::with_capacity(n * 8);
-        for s in scalars {
-            push_limbs(&s.0, &mut words);
+        if let Scalars::Host(host) = scalars {
+            pool.ensure(dev, "scalars", n * 8)?;
+            let mut words = Vec::with_capacity(n * 8);
+            for s in host {
+                push_limbs(&s.0, &mut words);
+            }
+            dev.write(pool.get("scalars")?, &words)?;
         }
         let shape = [n as u32, plan.c, plan.windows, plan.buckets];
         {
-            let (sc, counts, cursor) = (
-                pool.get("scalars")?,
-                pool.get("counts")?,
-                pool.get("cursor")?,
-            );
+            let sc = scalars.buffer(pool)?;
+            let (counts, cursor) = (pool.get("counts")?, pool.get("cursor")?);
             let (bs, tot) = (pool.get("block_sums")?, pool.get("total")?);
-            dev.write(sc, &words)?;
             dev.zero(counts, total)?;
             dev.launch(
                 Kernel::MsmCount,
@@ -768,7 +933,7 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
             Kernel::MsmScatter,
             n as u32,
             &[
-                pool.get("scalars")?,
+                scalars.buffer(pool)?,
                 &self.skip,
                 pool.get("cursor")?,
                 keys,
@@ -819,7 +984,6 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
         )?;
         let mut out = vec![0u32; plan.windows as usize * xyzz];
         dev.read(wins, &mut out)?;
-        drop(st);
 
         let mut acc = Projective::<P>::zero();
         for w in out.chunks_exact(xyzz).rev() {

@@ -88,7 +88,7 @@ pub(super) async fn run(
                         return (SessionEnd::Reconfigured, false);
                     }
                 }
-                Some(Command::Submit { share, epoch, reply }) => sup.queue(share, epoch, reply),
+                Some(Command::Submit { share, epoch, reply, .. }) => sup.queue(share, epoch, reply),
                 Some(Command::SubmitProof { reply, .. }) => {
                     let _ = reply.send(ProofResult::Lost("Stratum V2 pools send no proving jobs".into()));
                 }
@@ -156,11 +156,19 @@ async fn main_loop(sup: &mut Supervisor, failover: &mut Failover, s: &mut V2Sess
     let mut failback = failback_timer(sup.cfg.failback_interval);
     let mut probing: Option<Probe> = None;
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
+    let opened = tokio::time::Instant::now();
     loop {
         let keepalive_deadline = if keepalive.is_zero() {
             None
         } else {
             last_rx.checked_add(keepalive)
+        };
+        // A pool that keeps sending frames but no job within the keepalive of opening the
+        // channel is given up on: the rig would mine nothing there.
+        let work_deadline = if keepalive.is_zero() || s.work_sent {
+            None
+        } else {
+            opened.checked_add(keepalive)
         };
         tokio::select! {
             frame = s.reader.next() => {
@@ -178,6 +186,9 @@ async fn main_loop(sup: &mut Supervisor, failover: &mut Failover, s: &mut V2Sess
             () = sleep_until_or_never(keepalive_deadline) => {
                 return failed(format_args!("no message from the pool for {} s", keepalive.as_secs_f64()));
             }
+            () = sleep_until_or_never(work_deadline) => {
+                return failed(format_args!("the pool sent no job within {} s of opening the channel", keepalive.as_secs_f64()));
+            }
             cmd = sup.cmds.recv() => match cmd {
                 None | Some(Command::Shutdown) => {
                     sup.shutting_down = true;
@@ -194,7 +205,7 @@ async fn main_loop(sup: &mut Supervisor, failover: &mut Failover, s: &mut V2Sess
                         return end;
                     }
                 }
-                Some(Command::Submit { share, epoch, reply }) => {
+                Some(Command::Submit { share, epoch, reply, .. }) => {
                     if epoch != sup.epoch {
                         let _ = reply.send(not_sent(SubmitResult::Stale("share from an earlier session".into()), pool));
                     } else if let Err(e) = s.submit(share, reply).await {

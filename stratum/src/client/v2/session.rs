@@ -85,6 +85,8 @@ pub(super) struct V2Session {
     /// The hashrate the pool was last told.
     told_hashrate: f32,
     pub(super) epoch: u64,
+    /// Whether the pool has sent any work this session.
+    pub(super) work_sent: bool,
 }
 
 /// The next frame, within `limit` (zero: unbounded), as the answer to `what`.
@@ -157,6 +159,7 @@ impl V2Session {
             pending: BTreeMap::new(),
             told_hashrate: hashrate,
             epoch: 0,
+            work_sent: false,
         }
     }
 
@@ -427,6 +430,7 @@ impl V2Session {
             epoch: self.epoch,
         };
         debug!(pool = self.pool, job = job.id, clean, "new work");
+        self.work_sent = true;
         let _ = events.send(ClientEvent::Work(Arc::new(work)));
     }
 
