@@ -18,6 +18,15 @@ use crate::transport::{PoolUrl, TlsOptions};
 /// redirects us right after the handshake) counts against the pool.
 pub const HEALTHY_SESSION: Duration = Duration::from_secs(60);
 
+/// Whether a session proved its pool healthy: it got work, and the pool went on saying things
+/// we understood for [`HEALTHY_SESSION`] after the handshake (`useful_for`). Mere connection
+/// time is not enough: a pool that never sends a job, or that sends one and then only garbage,
+/// is dropped after the keepalive (90 s by default, longer than `HEALTHY_SESSION`) and must
+/// still count as failing, or the rig would go back to it forever instead of to a backup.
+pub fn session_was_healthy(work_sent: bool, useful_for: Duration) -> bool {
+    work_sent && useful_for >= HEALTHY_SESSION
+}
+
 /// One pool in the failover list. `Debug` leaves the password out.
 #[derive(Clone)]
 pub struct PoolConfig {
@@ -406,6 +415,22 @@ mod tests {
         let mut f = Failover::new(pools(2), policy());
         f.pin(0);
         assert_eq!(f.ended(asked(30), true).pool, 0);
+    }
+
+    #[test]
+    fn only_a_session_with_work_and_useful_talk_is_healthy() {
+        let long = HEALTHY_SESSION + Duration::from_secs(30);
+        assert!(session_was_healthy(true, long));
+        assert!(!session_was_healthy(false, long), "no job ever");
+        assert!(
+            !session_was_healthy(true, Duration::from_secs(1)),
+            "one job, then garbage until the keepalive"
+        );
+        // What that means for the failover: a workless pool is left after the attempts.
+        let mut f = Failover::new(pools(2), policy());
+        f.ended(Ended::Failed, session_was_healthy(false, long));
+        let n = f.ended(Ended::Failed, session_was_healthy(false, long));
+        assert_eq!(n.failed_over, Some((0, 1)));
     }
 
     #[test]

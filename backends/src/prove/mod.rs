@@ -172,6 +172,9 @@ pub trait ProveBackend: Send + Sync {
     fn g2_beside_g1(&self) -> bool {
         false
     }
+    /// Where a GPU backend runs the G2 MSM of keys prepared from now on (the CPU backend runs
+    /// everything on the CPU and ignores it).
+    fn set_g2_placement(&self, _g2: G2Placement) {}
     /// Whether [`Self::h_term`] wants the H query prepared before the quotient is computed. A
     /// device backend does (the quotient's scalars stay on the device, beside H's bases); the
     /// CPU does not, so a key read while it proves never holds H's bases beside A, B and C.

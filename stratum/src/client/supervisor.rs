@@ -21,7 +21,9 @@ use super::{
     not_sent,
 };
 use crate::connection::Connection;
-use crate::failover::{Ended, Failover, HEALTHY_SESSION, Replaced, deadline_after, failback_timer};
+use crate::failover::{
+    Ended, Failover, Replaced, deadline_after, failback_timer, session_was_healthy,
+};
 use crate::message::{Incoming, SubscribeResult, request_line};
 use crate::timers::{sleep_until_or_never, tick};
 use crate::transport::{PoolUrl, Scheme, connect};
@@ -275,7 +277,7 @@ impl Supervisor {
     }
 
     /// Runs one connection from handshake to its end; also says whether the session proved
-    /// its pool healthy (established for [`HEALTHY_SESSION`]).
+    /// its pool healthy (`failover::session_was_healthy`: work, and useful talk for a minute).
     async fn session(
         &mut self,
         failover: &mut Failover,
@@ -463,7 +465,9 @@ impl Supervisor {
             };
             let _ = self.events.send(ClientEvent::Disconnected { pool, reason });
         }
-        let healthy = established.is_some_and(|t| t.elapsed() >= HEALTHY_SESSION);
+        let healthy = established.is_some_and(|t| {
+            session_was_healthy(s.work_sent, last_rx.saturating_duration_since(t))
+        });
         (end, healthy)
     }
 

@@ -242,23 +242,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     names.dedup();
     let device = args.devices.devices.first().copied().unwrap_or(0);
     let mut placements: Vec<G2Placement> = args.g2_on.iter().map(|g| (*g).into()).collect();
+    placements.sort_by_key(|p| *p == G2Placement::Cpu);
     placements.dedup();
     if placements.is_empty() {
         placements.push(G2Placement::Device);
     }
-    // A GPU backend once per G2 placement; the CPU once (everything runs there anyway).
+    // A GPU backend's rows once per G2 placement, on one opened backend (two would hold two
+    // sets of device buffers); the CPU once (everything runs there anyway).
     let mut chosen: Vec<(Arc<dyn ProveBackend>, G2Placement)> = Vec::new();
     for name in &names {
+        eprintln!("opening proving backend {name} (device {device})...");
+        let b = backends::prove::open_prove_backend(name, device)
+            .with_context(|| format!("opening proving backend {name} device {device}"))?;
         let mine: &[G2Placement] = if name == "cpu" {
             &[G2Placement::Device]
         } else {
             &placements
         };
         for g2 in mine {
-            eprintln!("opening proving backend {name} (device {device})...");
-            let b = backends::prove::open_prove_backend_with(name, device, *g2)
-                .with_context(|| format!("opening proving backend {name} device {device}"))?;
-            chosen.push((b, *g2));
+            chosen.push((b.clone(), *g2));
         }
     }
     let repeat = args.repeat.max(1);
@@ -376,6 +378,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 progress.inc();
                 continue;
             }
+            backend.set_g2_placement(g2);
             // Each row's peak is its own: the rows before it freed their keys.
             let single_proof_peak_rss_bytes = if pre == Precompute::None {
                 proofs::mem::reset_peak_rss();
@@ -431,6 +434,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         });
         // The MSM rows are the backend's own: the same whatever the proofs' G2 placement.
         for (backend, _) in chosen.iter().filter(|(_, g2)| *g2 == G2Placement::Device) {
+            backend.set_g2_placement(G2Placement::Device);
             progress.set_message(format!("MSMs of 2^{log} points on {}", backend.name()));
             let prepared = backend.prepare_g1(&bases, Precompute::None)?;
             report.msm.push(time_msm(

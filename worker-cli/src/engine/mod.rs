@@ -925,6 +925,8 @@ struct Reporter<'a> {
     client: &'a ClientHandle,
     found_tx: &'a mpsc::Sender<Found>,
     stop: &'a AtomicBool,
+    /// The watchdog gave this thread up: it must not wait on the queue either.
+    retired: &'a AtomicBool,
 }
 
 impl Reporter<'_> {
@@ -960,12 +962,12 @@ impl Reporter<'_> {
             fate,
         };
         // Device threads are plain threads: waiting here is the backpressure. Once the engine
-        // stops, a full queue is not waited on (the engine drains what is there).
+        // stops (or the watchdog retired this thread), a full queue is not waited on.
         loop {
             match self.found_tx.try_send(found) {
                 Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
                 Err(mpsc::error::TrySendError::Full(back)) => {
-                    if self.stop.load(Ordering::Acquire) {
+                    if self.stop.load(Ordering::Acquire) || self.retired.load(Ordering::Acquire) {
                         return;
                     }
                     found = back;
@@ -1164,6 +1166,7 @@ fn device_thread(mut worker: Box<dyn HashWorker>, ctx: ThreadContext) {
         client: &ctx.client,
         found_tx: &ctx.found_tx,
         stop: &ctx.stop,
+        retired: &ctx.health.retired,
     };
     let run = Running {
         stop: &ctx.stop,

@@ -21,6 +21,7 @@ pub mod opencl;
 pub mod wgpu;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -348,8 +349,9 @@ pub struct GpuProveBackend<D: GpuDevice> {
     cpu: CpuProveBackend,
     /// MSM tuning (tests and benchmarks).
     pub msm_config: GpuMsmConfig,
-    /// Where the G2 MSM runs (set before preparing a key).
-    pub g2_placement: G2Placement,
+    /// Whether the G2 MSM runs on the CPU ([`G2Placement::Cpu`]); read when a key is
+    /// prepared and when a proof starts its MSMs.
+    g2_on_cpu: AtomicBool,
 }
 
 impl<D: GpuDevice> GpuProveBackend<D> {
@@ -363,14 +365,22 @@ impl<D: GpuDevice> GpuProveBackend<D> {
             })),
             cpu: CpuProveBackend::new(),
             msm_config: GpuMsmConfig::default(),
-            g2_placement: G2Placement::Device,
+            g2_on_cpu: AtomicBool::new(false),
         }
     }
 
     /// The backend with its G2 MSM placed by `g2`.
-    pub fn with_g2_placement(mut self, g2: G2Placement) -> Self {
-        self.g2_placement = g2;
+    pub fn with_g2_placement(self, g2: G2Placement) -> Self {
+        self.set_g2_placement(g2);
         self
+    }
+
+    fn g2_placement(&self) -> G2Placement {
+        if self.g2_on_cpu.load(Ordering::Relaxed) {
+            G2Placement::Cpu
+        } else {
+            G2Placement::Device
+        }
     }
 
     /// The device.
@@ -699,21 +709,26 @@ impl<D: GpuDevice> ProveBackend for GpuProveBackend<D> {
     /// On the device, or (with [`G2Placement::Cpu`]) as the CPU backend prepares them, with
     /// `pre` honoured.
     fn prepare_g2(&self, bases: &[G2Affine], pre: Precompute) -> Result<G2Msm, ProveError> {
-        match self.g2_placement {
+        match self.g2_placement() {
             G2Placement::Device => Ok(self.prepare::<ark_bn254::g2::Config>(bases)?),
             G2Placement::Cpu => self.cpu.prepare_g2(bases, pre),
         }
     }
 
     fn prepare_g2_packed(&self, bases: PackedG2<'_>, pre: Precompute) -> Result<G2Msm, ProveError> {
-        match self.g2_placement {
+        match self.g2_placement() {
             G2Placement::Device => self.prepare_g2(&bases.to_affine(), pre),
             G2Placement::Cpu => self.cpu.prepare_g2_packed(bases, pre),
         }
     }
 
     fn g2_beside_g1(&self) -> bool {
-        self.g2_placement == G2Placement::Cpu
+        self.g2_placement() == G2Placement::Cpu
+    }
+
+    fn set_g2_placement(&self, g2: G2Placement) {
+        self.g2_on_cpu
+            .store(g2 == G2Placement::Cpu, Ordering::Relaxed);
     }
 
     fn intt(&self, values: &mut Vec<Fr>) -> Result<(), ProveError> {

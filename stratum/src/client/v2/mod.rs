@@ -32,7 +32,7 @@ use tracing::{debug, info};
 use super::session::{SessionEnd, failed};
 use super::supervisor::{DRAIN, Probe, Supervisor, poll_probe, probe as probe_pool};
 use super::{ClientConfig, ClientEvent, Command, PoolConfig, ProofResult, SubmitResult, not_sent};
-use crate::failover::{Failover, HEALTHY_SESSION, failback_timer};
+use crate::failover::{Failover, failback_timer, session_was_healthy};
 use crate::sv2::{
     AuthorityPublicKey, FrameReader, FrameWriter, Sv2Error, connect_tcp, initiator_handshake,
 };
@@ -140,7 +140,8 @@ pub(super) async fn run(
         SessionEnd::Reconfigured => "pool list changed".to_string(),
     };
     let _ = sup.events.send(ClientEvent::Disconnected { pool, reason });
-    (end, established.elapsed() >= HEALTHY_SESSION)
+    // Frames are authenticated (Noise): any frame is the pool's own, so time established counts.
+    (end, session_was_healthy(s.work_sent, established.elapsed()))
 }
 
 async fn main_loop(sup: &mut Supervisor, failover: &mut Failover, s: &mut V2Session) -> SessionEnd {
