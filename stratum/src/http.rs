@@ -520,11 +520,12 @@ mod tests {
         port
     }
 
-    async fn fetch_stalling(port: u16) -> (Result<u64, HttpError>, Duration) {
+    /// Whole-exchange bound 30 s, stall bound 0.5 s: `Stalled` (not `Timeout`) says which one
+    /// ended it.
+    async fn fetch_stalling(port: u16) -> Result<u64, HttpError> {
         let u = HttpUrl::parse(&format!("http://127.0.0.1:{port}/k"), "127.0.0.1").unwrap();
         let mut sink = |_: &[u8]| Ok(());
-        let t = std::time::Instant::now();
-        let r = fetch_with_stall(
+        fetch_with_stall(
             &u,
             &TlsOptions::default(),
             1 << 20,
@@ -532,8 +533,7 @@ mod tests {
             Duration::from_millis(500),
             &mut sink,
         )
-        .await;
-        (r, t.elapsed())
+        .await
     }
 
     #[tokio::test]
@@ -547,9 +547,8 @@ mod tests {
             ),
         ] {
             let port = slow_server(head, body, Duration::from_millis(10)).await;
-            let (r, took) = fetch_stalling(port).await;
+            let r = fetch_stalling(port).await;
             assert!(matches!(r, Err(HttpError::Stalled { .. })), "{r:?}");
-            assert!(took < Duration::from_secs(20), "{took:?}");
         }
         // A slow server that keeps sending is not stalled: a byte every 100 ms is enough.
         let port = slow_server(
@@ -558,7 +557,7 @@ mod tests {
             Duration::from_millis(100),
         )
         .await;
-        assert_eq!(fetch_stalling(port).await.0.unwrap(), 8);
+        assert_eq!(fetch_stalling(port).await.unwrap(), 8);
     }
 
     #[tokio::test]

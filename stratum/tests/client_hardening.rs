@@ -448,6 +448,7 @@ async fn pools_that_all_keep_asking_to_reconnect_are_backed_off_from() {
         .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let n = sessions.load(Ordering::SeqCst);
+    println!("{n} sessions in 3 s");
     // Each round of two pools waits 200-400 ms (+/- jitter) after the first: about 20
     // sessions in 3 s; without the backoff it was hundreds.
     assert!((4..=40).contains(&n), "{n} sessions in 3 s");

@@ -275,33 +275,21 @@ pub fn prove_backend_names() -> Vec<&'static str> {
 /// Opens proving backend `name` on its device `device` (the index `rigworker devices` shows;
 /// ignored for `cpu`). Opening a GPU builds its proving program, which can take seconds.
 pub fn open_prove_backend(name: &str, device: usize) -> Result<Arc<dyn ProveBackend>, ProveError> {
-    open_prove_backend_with(name, device, G2Placement::Device)
-}
-
-/// [`open_prove_backend`] with the G2 MSM placed by `g2` (GPU backends; the CPU backend runs
-/// everything on the CPU).
-pub fn open_prove_backend_with(
-    name: &str,
-    device: usize,
-    g2: G2Placement,
-) -> Result<Arc<dyn ProveBackend>, ProveError> {
-    let _ = (device, g2);
+    let _ = device;
     match name {
         "cpu" => Ok(Arc::new(CpuProveBackend::new())),
         #[cfg(feature = "opencl")]
-        "opencl" => Ok(Arc::new(
-            gpu::GpuProveBackend::new(gpu::opencl::OpenClProveDevice::open(device)?)
-                .with_g2_placement(g2),
-        )),
+        "opencl" => Ok(Arc::new(gpu::GpuProveBackend::new(
+            gpu::opencl::OpenClProveDevice::open(device)?,
+        ))),
         #[cfg(feature = "cuda")]
-        "cuda" => Ok(Arc::new(
-            gpu::GpuProveBackend::new(gpu::cuda::CudaProveDevice::open(device)?)
-                .with_g2_placement(g2),
-        )),
+        "cuda" => Ok(Arc::new(gpu::GpuProveBackend::new(
+            gpu::cuda::CudaProveDevice::open(device)?,
+        ))),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Arc::new(
-            gpu::GpuProveBackend::new(gpu::wgpu::open(device)?).with_g2_placement(g2),
-        )),
+        "wgpu" => Ok(Arc::new(gpu::GpuProveBackend::new(gpu::wgpu::open(
+            device,
+        )?))),
         _ => Err(ProveError::Device {
             backend: name.to_string(),
             message: format!(

@@ -33,6 +33,13 @@ pub(super) const MAX_UNANSWERED_SUBMITS: usize = 4096;
 /// the one it proves).
 const MAX_EARLY_PROOF_JOBS: usize = 5;
 
+/// Counts one more of something a pool can repeat at will; true when this one is to be logged
+/// (the 1st, 2nd, 4th, 8th, ...), so a flood of it cannot flood the log too.
+fn count_to_log(n: &mut u64) -> bool {
+    *n += 1;
+    n.is_power_of_two()
+}
+
 /// Why a session ended.
 pub(super) enum SessionEnd {
     Shutdown,
@@ -159,12 +166,6 @@ impl Session {
             ignored: 0,
             work_sent: false,
         }
-    }
-
-    /// Counts a line ignored as malformed; true when it is one to log.
-    fn ignore_line(&mut self) -> bool {
-        self.ignored += 1;
-        self.ignored.is_power_of_two()
     }
 
     pub(super) fn ready(&self) -> bool {
@@ -365,8 +366,7 @@ impl Session {
                 .map(|(id, _)| *id);
             if let Some(Pending::Submit { reply, .. }) = oldest.and_then(|id| self.take_pending(id))
             {
-                self.dropped_unanswered += 1;
-                if self.dropped_unanswered.is_power_of_two() {
+                if count_to_log(&mut self.dropped_unanswered) {
                     warn!(
                         pool = self.pool,
                         so_far = self.dropped_unanswered,
@@ -486,7 +486,7 @@ impl Session {
             Ok(m) => m,
             Err(crate::message::ProtocolError::Empty) => return Ok(None),
             Err(e) => {
-                if self.ignore_line() {
+                if count_to_log(&mut self.ignored) {
                     warn!(pool = self.pool, error = %escape(&e.to_string()), line = %escape_max(line, 200), ignored_so_far = self.ignored, "ignoring a malformed line from the pool");
                 }
                 return Ok(None);
@@ -536,7 +536,7 @@ impl Session {
                         )));
                     }
                     Err(e) => {
-                        if self.ignore_line() {
+                        if count_to_log(&mut self.ignored) {
                             warn!(pool = self.pool, error = %escape(&e.to_string()), ignored_so_far = self.ignored, "ignoring a bad message from the pool");
                         }
                         return Ok(None);

@@ -144,7 +144,8 @@ pub fn run(args: MineArgs, file: &FileConfig) -> Result<()> {
             info!(
                 max_constraints = max,
                 mem_available_mib = proofs::mem::available_bytes().map(|b| b >> 20),
-                "proving: the largest circuit this rig asks for, from the memory available"
+                capped = args.proving.prove_max_constraints.is_some(),
+                "proving: the largest circuit this rig asks for (from the memory available, or --prove-max-constraints)"
             );
             client.prover = Some(ProverCapabilities::groth16_bn254(
                 max,
@@ -250,9 +251,9 @@ fn proving_engine(args: &MineArgs) -> Result<Option<Arc<ProvingEngine>>> {
         p.prove_backend.as_str()
     };
     let arith = super::prove_arith(p.prove_arith)?;
-    let backend =
-        backends::prove::open_prove_backend_with(name, p.prove_device, p.prove_g2_on.into())
-            .with_context(|| format!("opening proving backend {name} device {}", p.prove_device))?;
+    let backend = backends::prove::open_prove_backend(name, p.prove_device)
+        .with_context(|| format!("opening proving backend {name} device {}", p.prove_device))?;
+    backend.set_g2_placement(p.prove_g2_on.into());
     tracing::info!(backend = name, cpu_arithmetic = %arith, "proving enabled");
     // Keys stay loaded across jobs: spend the memory that makes each proof faster.
     let pre = if p.prove_precompute {

@@ -19,7 +19,7 @@ use proofs::zkey::ZkeyFile;
 use proofs::{Precompute, Proof, VerifyingKey, Witness};
 use serde_json::json;
 
-use crate::cli::{G2On, ProveArgs, VerifyArgs};
+use crate::cli::{ProveArgs, VerifyArgs};
 use crate::progress::{Progress, ProgressMode};
 
 fn ms(d: Duration) -> f64 {
@@ -65,13 +65,14 @@ pub fn run(args: &ProveArgs) -> Result<()> {
     }
     let arith = super::prove_arith(args.prove_arith)?;
     let backend =
-        backends::prove::open_prove_backend_with(&args.backend, args.devices, args.g2_on.into())
-            .with_context(|| {
-                format!(
-                    "opening proving backend {} device {}",
-                    args.backend, args.devices
-                )
-            })?;
+        backends::prove::open_prove_backend(&args.backend, args.devices).with_context(|| {
+            format!(
+                "opening proving backend {} device {}",
+                args.backend, args.devices
+            )
+        })?;
+    backend.set_g2_placement(args.g2_on.into());
+    let g2_beside_g1 = backend.g2_beside_g1();
     // One proof: the leanest preparation; several with the key loaded once: the faster one.
     let pre = if args.precompute {
         Precompute::Tables
@@ -154,8 +155,8 @@ pub fn run(args: &ProveArgs) -> Result<()> {
 
     let phases = median_timings(&runs);
     let peak = proofs::mem::peak_rss_bytes();
-    // Where the G2 MSM ran: a GPU's own choice; the CPU backend runs everything there.
-    let g2_on = if backend_name == "cpu" || args.g2_on == G2On::Cpu {
+    // Where the G2 MSM ran: the CPU backend runs everything there.
+    let g2_on = if backend_name == "cpu" || g2_beside_g1 {
         "cpu"
     } else {
         "device"

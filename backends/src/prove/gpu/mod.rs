@@ -369,12 +369,6 @@ impl<D: GpuDevice> GpuProveBackend<D> {
         }
     }
 
-    /// The backend with its G2 MSM placed by `g2`.
-    pub fn with_g2_placement(self, g2: G2Placement) -> Self {
-        self.set_g2_placement(g2);
-        self
-    }
-
     fn g2_placement(&self) -> G2Placement {
         if self.g2_on_cpu.load(Ordering::Relaxed) {
             G2Placement::Cpu
