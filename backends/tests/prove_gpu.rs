@@ -18,7 +18,7 @@ use ark_std::rand::{RngCore, SeedableRng, rngs::StdRng};
 use backends::prove::gpu::{GpuDevice, GpuProveBackend, Kernel};
 use backends::prove::{
     CpuProveBackend, Fr, G1Affine, G1Projective, G2Affine, G2Projective, Precompute, ProveBackend,
-    ProveError, ScalarRepr, root_of_unity,
+    ProveError, ScalarRepr, SharedScalars, root_of_unity,
 };
 
 fn required(name: &str) -> bool {
@@ -348,6 +348,8 @@ struct Faulty<D> {
     fail_at: AtomicUsize,
     /// The most words one `read` has copied back since [`Faulty::arm`].
     largest_read: AtomicUsize,
+    /// Words written to the device since [`Faulty::arm`].
+    written: AtomicUsize,
 }
 
 impl<D: GpuDevice> Faulty<D> {
@@ -366,6 +368,7 @@ impl<D: GpuDevice> Faulty<D> {
     fn arm(&self, fail_at: usize) {
         self.ops.store(0, Ordering::SeqCst);
         self.largest_read.store(0, Ordering::SeqCst);
+        self.written.store(0, Ordering::SeqCst);
         self.fail_at.store(fail_at, Ordering::SeqCst);
     }
 
@@ -391,6 +394,7 @@ impl<D: GpuDevice> GpuDevice for Faulty<D> {
     }
     fn write(&self, buf: &Self::Buffer, data: &[u32]) -> Result<(), ProveError> {
         self.tick()?;
+        self.written.fetch_add(data.len(), Ordering::SeqCst);
         self.dev.write(buf, data)
     }
     fn read(&self, buf: &Self::Buffer, out: &mut [u32]) -> Result<(), ProveError> {
@@ -422,6 +426,7 @@ fn faults_fall_back<D: GpuDevice>(name: &str, dev: D) {
         ops: AtomicUsize::new(0),
         fail_at: AtomicUsize::new(usize::MAX),
         largest_read: AtomicUsize::new(0),
+        written: AtomicUsize::new(0),
     });
     let cpu = CpuProveBackend::new();
     let mut rng = StdRng::seed_from_u64(17);
@@ -457,9 +462,36 @@ fn faults_fall_back<D: GpuDevice>(name: &str, dev: D) {
         .msm(&want_d)
         .expect("cpu")
         .into_affine();
+    // A proof's witness MSMs: A-like and B2-like over all of it, C-like over its tail (as
+    // few points as the G2 MSM above: G2 is slow on a CPU device).
+    let (m, first) = (16, 3);
+    let w = reprs(&scalars(&mut rng, m, Pattern::WitnessLike));
+    let g1a = gpu
+        .prepare_g1(&bases[..m], Precompute::None)
+        .expect("prepare");
+    let g1c = gpu
+        .prepare_g1(&bases[first..m], Precompute::None)
+        .expect("prepare");
+    let want_w = (
+        cpu.prepare_g1(&bases[..m], Precompute::None)
+            .expect("prepare")
+            .msm(&w)
+            .expect("cpu")
+            .into_affine(),
+        cpu.prepare_g2(&bases2, Precompute::None)
+            .expect("prepare")
+            .msm(&w)
+            .expect("cpu")
+            .into_affine(),
+        cpu.prepare_g1(&bases[first..m], Precompute::None)
+            .expect("prepare")
+            .msm(&w[first..])
+            .expect("cpu")
+            .into_affine(),
+    );
     let f = gpu.device();
     type Op<'a> = Box<dyn Fn() -> bool + 'a>;
-    let ops: [(&str, Op); 4] = [
+    let ops: [(&str, Op); 5] = [
         (
             "G1 MSM",
             Box::new(|| g1.msm(&s1).expect("g1").into_affine() == want_g1),
@@ -492,6 +524,18 @@ fn faults_fall_back<D: GpuDevice>(name: &str, dev: D) {
                     == want_h
             }),
         ),
+        (
+            "witness MSMs",
+            Box::new(|| {
+                let shared = SharedScalars::new(&w);
+                let got = (
+                    g1a.msm_shared(&shared, 0).expect("a").into_affine(),
+                    g2.msm_shared(&shared, 0).expect("b2").into_affine(),
+                    g1c.msm_shared(&shared, first).expect("c").into_affine(),
+                );
+                got == want_w
+            }),
+        ),
     ];
     for (what, op) in &ops {
         f.arm(usize::MAX);
@@ -507,6 +551,15 @@ fn faults_fall_back<D: GpuDevice>(name: &str, dev: D) {
             // and the window sums were read.
             let read = f.largest_read.load(Ordering::SeqCst);
             assert!(read < n * 8, "{name}: the H term read {read} words back");
+        }
+        if *what == "witness MSMs" {
+            // One upload for the three MSMs, nothing else written.
+            let written = f.written.load(Ordering::SeqCst);
+            assert_eq!(
+                written,
+                m * 8,
+                "{name}: the witness MSMs wrote {written} words"
+            );
         }
         // Nothing else in this test binary fails on purpose.
         assert_eq!(backends::prove::device_fallbacks(), before, "{name} {what}");
@@ -569,6 +622,18 @@ fn bad_sizes_are_errors_not_fallbacks() {
         let bases = random_g1(&mut StdRng::seed_from_u64(1), 4);
         let m = gpu.prepare_g1(&bases, Precompute::None).expect("prepare");
         assert!(m.msm(&reprs(&[Fr::from(1u64); 3])).is_err(), "{name}");
+        let five = reprs(&[Fr::from(1u64); 5]);
+        let shared = SharedScalars::new(&five);
+        assert!(
+            m.msm_shared(&shared, 0).is_err(),
+            "{name}: 5 scalars for 4 bases"
+        );
+        assert!(
+            m.msm_shared(&shared, 2).is_err(),
+            "{name}: 3 scalars for 4 bases"
+        );
+        assert!(m.msm_shared(&shared, 9).is_err(), "{name}: past the end");
+        assert!(m.msm_shared(&shared, 1).is_ok(), "{name}");
         let mut bad = reprs(&[Fr::from(1u64); 4]);
         bad[2] = Fr::MODULUS;
         assert!(m.msm(&bad).is_err(), "{name}: a scalar >= r is refused");

@@ -303,12 +303,16 @@ fn device_msm(
         }
     }
     let t0 = Instant::now();
-    let scalars_b = upload(d, &scalars.concat());
+    // Two scalars of junk first: the kernels read from `first` on (the witness's tail for C).
+    let first = 2u32;
+    let mut words = vec![u32::MAX; 8 * first as usize];
+    words.extend(scalars.concat());
+    let scalars_b = upload(d, &words);
     let bases_b = upload(d, bases);
     let skip_b = upload(d, &skip);
     let counts = d.alloc(total as usize).unwrap();
     d.zero(&counts, total as usize).unwrap();
-    let sp = [n as u32, c, windows, buckets];
+    let sp = [n as u32, c, windows, buckets, first];
     d.launch(
         Kernel::MsmCount,
         n as u32,

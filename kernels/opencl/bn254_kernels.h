@@ -36,12 +36,12 @@ DEV uint msm_digit(const uint *s, uint w, uint c, uint buckets, uint *carry, uin
 }
 
 KERNEL void msm_count(GLOBAL const uint *scalars, GLOBAL const uint *skip, GLOBAL uint *counts,
-                      uint n, uint c, uint windows, uint buckets) {
+                      uint n, uint c, uint windows, uint buckets, uint first) {
     const uint i = GID;
     if (i >= n || msm_skipped(skip, i))
         return;
     uint s[8];
-    for (int k = 0; k < 8; k++) s[k] = scalars[(ulong)i * 8 + k];
+    for (int k = 0; k < 8; k++) s[k] = scalars[((ulong)first + i) * 8 + k];
     uint carry = 0, neg;
     for (uint w = 0; w < windows; w++) {
         const uint d = msm_digit(s, w, c, buckets, &carry, &neg);
@@ -89,12 +89,12 @@ KERNEL void msm_scan_add(GLOBAL uint *counts, GLOBAL const uint *block_sums, GLO
 
 KERNEL void msm_scatter(GLOBAL const uint *scalars, GLOBAL const uint *skip, GLOBAL uint *cursor,
                         GLOBAL uint *keys, GLOBAL uint *refs, uint n, uint c, uint windows,
-                        uint buckets) {
+                        uint buckets, uint first) {
     const uint i = GID;
     if (i >= n || msm_skipped(skip, i))
         return;
     uint s[8];
-    for (int k = 0; k < 8; k++) s[k] = scalars[(ulong)i * 8 + k];
+    for (int k = 0; k < 8; k++) s[k] = scalars[((ulong)first + i) * 8 + k];
     uint carry = 0, neg;
     for (uint w = 0; w < windows; w++) {
         const uint d = msm_digit(s, w, c, buckets, &carry, &neg);

@@ -40,7 +40,8 @@ fn skipped(word: u32, i: u32) -> bool {
 }
 
 // @kernel msm_count
-// counts[g] += 1 for every entry (global bucket g) of scalar i.
+// counts[g] += 1 for every entry (global bucket g) of scalar i (read at first + i: an MSM may
+// take a suffix of a vector already on the device).
 @group(0) @binding(0) var<storage, read_write> scalars: array<u32>;
 @group(0) @binding(1) var<storage, read_write> skip: array<u32>;
 @group(0) @binding(2) var<storage, read_write> counts: array<atomic<u32>>;
@@ -54,12 +55,13 @@ fn msm_count(@builtin(global_invocation_id) gid: vec3<u32>,
     let c = prm[0].y;
     let windows = prm[0].z;
     let buckets = prm[0].w;
+    let first = prm[1].x;
     if (i >= thread_count() || i >= n || skipped(skip[i >> 5u], i)) {
         return;
     }
     var s: array<u32, 8>;
     for (var k = 0u; k < 8u; k++) {
-        s[k] = scalars[8u * i + k];
+        s[k] = scalars[8u * (first + i) + k];
     }
     var carry = 0u;
     for (var w = 0u; w < windows; w++) {
@@ -156,12 +158,13 @@ fn msm_scatter(@builtin(global_invocation_id) gid: vec3<u32>,
     let c = prm[0].y;
     let windows = prm[0].z;
     let buckets = prm[0].w;
+    let first = prm[1].x;
     if (i >= thread_count() || i >= n || skipped(skip[i >> 5u], i)) {
         return;
     }
     var s: array<u32, 8>;
     for (var k = 0u; k < 8u; k++) {
-        s[k] = scalars[8u * i + k];
+        s[k] = scalars[8u * (first + i) + k];
     }
     var carry = 0u;
     for (var w = 0u; w < windows; w++) {

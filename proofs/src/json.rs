@@ -49,6 +49,9 @@ struct ProofJson {
     pi_a: Vec<String>,
     pi_b: Vec<Vec<String>>,
     pi_c: Vec<String>,
+    /// `snarkjs groth16 verify` never reads a proof's protocol or curve (only the key's), so
+    /// a proof without them is as good.
+    #[serde(default = "groth16")]
     protocol: String,
     /// rapidsnark, which proves over BN254 only, leaves it out of the proofs it writes.
     #[serde(default = "bn128")]
@@ -57,6 +60,10 @@ struct ProofJson {
 
 fn bn128() -> String {
     "bn128".into()
+}
+
+fn groth16() -> String {
+    "groth16".into()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -210,7 +217,14 @@ fn check_header(protocol: &str, curve: &str) -> Result<(), String> {
     if protocol != "groth16" {
         return Err(format!("protocol {protocol:?} is not groth16"));
     }
-    if curve != "bn128" && curve != "bn254" {
+    // As snarkjs's getCurveFromName reads it: case and punctuation do not count, and BN254
+    // goes by three names.
+    let name: String = curve
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if !matches!(name.as_str(), "BN128" | "BN254" | "ALTBN128") {
         return Err(format!("curve {curve:?} is not bn128 (BN254)"));
     }
     Ok(())
@@ -272,6 +286,10 @@ impl Proof {
 
 /// `public.json` text for these public signals, as snarkjs writes it.
 pub fn public_to_json(public: &[Fr]) -> String {
+    if public.is_empty() {
+        // snarkjs's writer (bfj, one-space indent) opens a line even for an empty array.
+        return "[\n]".into();
+    }
     to_snarkjs_string(&public.iter().map(|v| v.to_string()).collect::<Vec<_>>())
 }
 
@@ -375,5 +393,36 @@ mod tests {
             let e = VerifyingKey::from_json(&v.to_string()).unwrap_err();
             assert!(e.contains("nPublic"), "{n}: {e}");
         }
+    }
+
+    /// What `snarkjs groth16 verify` accepts: the curve by any of BN254's names, in any case
+    /// and punctuation (getCurveFromName), and a proof without protocol or curve (it reads
+    /// neither).
+    #[test]
+    fn files_snarkjs_accepts_are_accepted() {
+        let mut v: Value = serde_json::from_str(&fixture_vk()).unwrap();
+        for curve in ["bn128", "BN254", "alt_bn128", "bn-128", "AltBn128"] {
+            v["curve"] = curve.into();
+            assert!(VerifyingKey::from_json(&v.to_string()).is_ok(), "{curve}");
+        }
+        for curve in ["bls12381", "bn", ""] {
+            v["curve"] = curve.into();
+            assert!(VerifyingKey::from_json(&v.to_string()).is_err(), "{curve}");
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mulchain.proof.json");
+        let mut p: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let expected = Proof::from_json(&p.to_string()).unwrap();
+        let o = p.as_object_mut().unwrap();
+        o.remove("protocol");
+        o.remove("curve");
+        assert_eq!(Proof::from_json(&p.to_string()).unwrap(), expected);
+    }
+
+    /// bfj, which writes snarkjs's files, opens a line even in an empty array.
+    #[test]
+    fn no_public_signals_is_written_as_snarkjs_writes_it() {
+        assert_eq!(public_to_json(&[]), "[\n]");
+        assert_eq!(public_from_json("[\n]").unwrap(), Vec::<Fr>::new());
+        assert_eq!(public_to_json(&[Fr::from(7u64)]), "[\n \"7\"\n]");
     }
 }

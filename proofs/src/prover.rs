@@ -29,8 +29,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ark_ec::{AffineRepr, CurveGroup};
 use ark_ff::{PrimeField, Zero};
 use backends::prove::{
-    FixedBaseMsm, G1Msm, G1Projective, G2Msm, G2Projective, HTerm, ProveError, ScalarRepr,
-    root_of_unity,
+    FixedBaseMsm, G1Msm, G1Projective, G2Msm, G2Projective, HTerm, ProveError, SharedScalars,
+    coset_shift,
 };
 use rand::RngCore;
 use rayon::prelude::*;
@@ -323,15 +323,16 @@ trait KeyParts {
     /// A·w and B·w over the domain of size `n`, and the time the evaluation took (a separate
     /// parse of the coefficients excluded; one that reads them as it sums counts whole).
     fn evaluate_ab(&mut self, w: &[Fr], n: usize) -> Result<(Vec<Fr>, Vec<Fr>, Duration), Error>;
-    /// Σ scalars·query (a G1 query) and the time the MSM itself took (reading the query
-    /// excluded).
+    /// Σ scalars·query (a G1 query) over the witness from index `first` on, and the time the
+    /// MSM itself took (reading the query excluded).
     fn msm_g1(
         &mut self,
         q: Query,
-        scalars: &[ScalarRepr],
+        w: &SharedScalars<'_>,
+        first: usize,
     ) -> Result<(G1Projective, Duration), Error>;
-    /// Σ scalars·B2 and the time the MSM itself took.
-    fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error>;
+    /// Σ w·B2 and the time the MSM itself took.
+    fn msm_b2(&mut self, w: &SharedScalars<'_>) -> Result<(G2Projective, Duration), Error>;
     /// The B2 query, prepared (to run its MSM on another thread).
     fn b2(&mut self) -> Result<G2Msm, Error>;
     /// The H term from A·w, B·w and C·w on the domain ([`ProveBackend::h_term`]).
@@ -362,7 +363,8 @@ impl KeyParts for Resident<'_> {
     fn msm_g1(
         &mut self,
         q: Query,
-        scalars: &[ScalarRepr],
+        w: &SharedScalars<'_>,
+        first: usize,
     ) -> Result<(G1Projective, Duration), Error> {
         let m = match q {
             Query::A => &self.0.a,
@@ -374,12 +376,12 @@ impl KeyParts for Resident<'_> {
             }
         };
         let t = Instant::now();
-        let p = m.msm(scalars)?;
+        let p = m.msm_shared(w, first)?;
         Ok((p, t.elapsed()))
     }
-    fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error> {
+    fn msm_b2(&mut self, w: &SharedScalars<'_>) -> Result<(G2Projective, Duration), Error> {
         let t = Instant::now();
-        let p = self.0.b2.msm(scalars)?;
+        let p = self.0.b2.msm_shared(w, 0)?;
         Ok((p, t.elapsed()))
     }
     fn h_term(&mut self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, shift: Fr) -> Result<HTerm, Error> {
@@ -398,8 +400,10 @@ struct Streamed<'a> {
     vk: VerifyingKey,
     backend: Arc<dyn ProveBackend>,
     timings: LoadTimings,
-    /// The largest prepared base set held at one time.
+    /// The most bytes of prepared base sets held at one time.
     peak_prepared: usize,
+    /// Bytes of a set kept across the next preparations (B2 beside the G1 MSMs).
+    held: usize,
 }
 
 impl<'a> Streamed<'a> {
@@ -410,11 +414,12 @@ impl<'a> Streamed<'a> {
         q: Query,
         read: impl FnOnce(&'a ZkeyFile) -> Result<T, Error>,
         prepare: impl FnOnce(&dyn ProveBackend, T) -> Result<Arc<M>, ProveError>,
-        scalars: &[ScalarRepr],
+        w: &SharedScalars<'_>,
+        first: usize,
     ) -> Result<(G, Duration), Error> {
         let m = self.prepared(q, read, prepare)?;
         let t = Instant::now();
-        let p = m.msm(scalars)?;
+        let p = m.msm_shared(w, first)?;
         Ok((p, t.elapsed()))
     }
 
@@ -433,8 +438,17 @@ impl<'a> Streamed<'a> {
         let m = prepare(self.backend.as_ref(), points)?;
         zkey.release_query(q);
         self.timings.prepare += t.elapsed();
-        self.peak_prepared = self.peak_prepared.max(m.memory_bytes());
+        self.peak_prepared = self.peak_prepared.max(self.held + m.memory_bytes());
         Ok(m)
+    }
+
+    /// The B2 query, read and prepared for one MSM.
+    fn b2_query(&mut self) -> Result<G2Msm, Error> {
+        self.prepared(
+            Query::B2,
+            |z| z.b2_query_packed(),
+            |b, p| b.prepare_g2_packed(p, Precompute::None),
+        )
     }
 
     /// The H query, read and prepared for one MSM.
@@ -477,27 +491,28 @@ impl KeyParts for Streamed<'_> {
     fn msm_g1(
         &mut self,
         q: Query,
-        scalars: &[ScalarRepr],
+        w: &SharedScalars<'_>,
+        first: usize,
     ) -> Result<(G1Projective, Duration), Error> {
         self.one(
             q,
             |z| z.g1_query_packed(q),
             |b, p| b.prepare_g1_packed(p, Precompute::None),
-            scalars,
+            w,
+            first,
         )
     }
-    fn msm_b2(&mut self, scalars: &[ScalarRepr]) -> Result<(G2Projective, Duration), Error> {
-        let m = self.b2()?;
+    fn msm_b2(&mut self, w: &SharedScalars<'_>) -> Result<(G2Projective, Duration), Error> {
+        let m = self.b2_query()?;
         let t = Instant::now();
-        let p = m.msm(scalars)?;
+        let p = m.msm_shared(w, 0)?;
         Ok((p, t.elapsed()))
     }
+    /// B2 for an MSM beside the G1 ones: it stays alive while they are prepared.
     fn b2(&mut self) -> Result<G2Msm, Error> {
-        self.prepared(
-            Query::B2,
-            |z| z.b2_query_packed(),
-            |b, p| b.prepare_g2_packed(p, Precompute::None),
-        )
+        let m = self.b2_query()?;
+        self.held += m.memory_bytes();
+        Ok(m)
     }
     fn h_term(&mut self, a: Vec<Fr>, b: Vec<Fr>, c: Vec<Fr>, shift: Fr) -> Result<HTerm, Error> {
         let backend = self.backend.clone();
@@ -619,7 +634,9 @@ pub struct StreamedKey {
     /// straight from the file count as evaluation (`build_abc`), not as reading: the one pass
     /// does both.
     pub load_timings: LoadTimings,
-    /// Bytes of the largest base set prepared at one time (the bases' share of peak memory).
+    /// The most bytes of prepared base sets alive at one time (the bases' share of peak
+    /// memory): the largest set, or B2 plus the largest G1 set where B2's MSM runs beside the
+    /// G1 ones.
     pub peak_prepared_bytes: usize,
 }
 
@@ -657,6 +674,7 @@ pub fn prove_once_with_blinding(
             ..LoadTimings::default()
         },
         peak_prepared: 0,
+        held: 0,
     };
     let out = run_pipeline(&mut parts, witness, r, s, opts)?;
     let mut load_timings = parts.timings;
@@ -712,16 +730,18 @@ fn run_pipeline(
 
     // 3. NTTs onto the odd coset, d = a·b − c and the H MSM (the backend keeps the vectors
     // where it computes: a GPU does all of it on the device)
-    let shift = root_of_unity(2 * n).ok_or(Error::Mismatch(format!(
+    let shift = coset_shift(n).ok_or(Error::Mismatch(format!(
         "domain size {n} is too large for BN254's NTT"
     )))?;
     let h = key.h_term(a, b, c, shift)?;
     let msm_h = h.point;
     (tm.ntt, tm.msm_h) = (h.ntt, h.msm);
 
-    // 4. the witness's MSMs; the G2 one on another thread where the backend runs it on other
-    // hardware than the G1 ones (a GPU with `G2Placement::Cpu`)
-    let c_scalars = &w[hd.n_public as usize + 1..];
+    // 4. the witness's MSMs, all from one `SharedScalars` (a GPU uploads the witness once for
+    // the four of them; C takes its private part); the G2 one on another thread where the
+    // backend runs it on other hardware than the G1 ones (a GPU with `G2Placement::Cpu`)
+    let shared = SharedScalars::new(w);
+    let c_first = hd.n_public as usize + 1;
     let ((msm_a, ta), (msm_b1, tb1), (msm_b2, tb2), (msm_c, tc));
     if key.backend().g2_beside_g1() {
         let b2 = key.b2()?;
@@ -732,9 +752,9 @@ fn run_pipeline(
             });
             let g1 = (|| -> Result<_, Error> {
                 Ok((
-                    key.msm_g1(Query::A, w)?,
-                    key.msm_g1(Query::B1, w)?,
-                    key.msm_g1(Query::C, c_scalars)?,
+                    key.msm_g1(Query::A, &shared, 0)?,
+                    key.msm_g1(Query::B1, &shared, 0)?,
+                    key.msm_g1(Query::C, &shared, c_first)?,
                 ))
             })();
             (g1, g2.join())
@@ -743,11 +763,12 @@ fn run_pipeline(
         ((msm_a, ta), (msm_b1, tb1), (msm_c, tc)) = g1?;
         (msm_b2, tb2) = g2?;
     } else {
-        (msm_a, ta) = key.msm_g1(Query::A, w)?;
-        (msm_b1, tb1) = key.msm_g1(Query::B1, w)?;
-        (msm_b2, tb2) = key.msm_b2(w)?;
-        (msm_c, tc) = key.msm_g1(Query::C, c_scalars)?;
+        (msm_a, ta) = key.msm_g1(Query::A, &shared, 0)?;
+        (msm_b1, tb1) = key.msm_g1(Query::B1, &shared, 0)?;
+        (msm_b2, tb2) = key.msm_b2(&shared)?;
+        (msm_c, tc) = key.msm_g1(Query::C, &shared, c_first)?;
     }
+    drop(shared);
     (tm.msm_a, tm.msm_b1, tm.msm_b2, tm.msm_c) = (ta, tb1, tb2, tc);
 
     // 5. blinding and assembly

@@ -2,7 +2,8 @@
 //! u32 nWires, u32 nPubOut, u32 nPubIn, u32 nPrvIn, u64 nLabels, u32 nConstraints); section 2
 //! the constraints, each three linear combinations A, B, C of (u32 count, then count × (u32
 //! wire, n8-byte canonical value)); section 3 wire → label ids (u64 each). Sections 4 and 5
-//! (custom gates, PLONK only) are ignored.
+//! (custom gates, PLONK only) are refused: their gates' constraints are not in section 2, so
+//! a witness check would pass what the circuit does not.
 //!
 //! The prover does not need the R1CS (the zkey carries A and B); it serves to check a witness
 //! against its circuit and to tell which constraint a bad witness breaks.
@@ -73,6 +74,14 @@ impl R1cs {
             return Err(FormatError::Invalid(format!(
                 "header: {n_wires} wires cannot hold the declared inputs and outputs"
             )));
+        }
+        for id in [4, 5] {
+            if !matches!(bf.section(id), Err(FormatError::MissingSection(_))) {
+                return Err(FormatError::Invalid(format!(
+                    "section {id}: custom gates (a PLONK-only circom feature), whose constraints \
+                     section 2 does not hold; Groth16 cannot prove this circuit"
+                )));
+            }
         }
         let mut c = bf.cursor(2, "constraints")?;
         // Each constraint takes at least 12 bytes, so this bounds the allocation by the file.

@@ -97,6 +97,14 @@ impl Witness {
         self.values.len()
     }
 
+    /// The most bytes a `.wtns` file of a circuit with `n_vars` variables takes: what
+    /// [`Self::to_bytes`] writes (76 bytes of header and section heads, 32 per value) and
+    /// room for a section a writer might add. A download is bounded by this, not by a
+    /// figure the pool chose.
+    pub fn max_file_bytes(n_vars: u32) -> u64 {
+        76 + 32 * u64::from(n_vars) + 4096
+    }
+
     /// The public signals (outputs, then public inputs: wires 1..=n_public), as `public.json`
     /// lists them; empty when the witness is shorter than that.
     pub fn public(&self, n_public: usize) -> Vec<Fr> {

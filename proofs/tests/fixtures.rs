@@ -263,8 +263,96 @@ fn a_streamed_proof_equals_the_resident_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The CPU backend, but with its G2 MSM run beside the G1 ones (as a GPU does with
+/// `G2Placement::Cpu`).
+struct G2Beside(backends::prove::CpuProveBackend);
+
+impl proofs::ProveBackend for G2Beside {
+    fn name(&self) -> &str {
+        "cpu, G2 beside"
+    }
+    fn prepare_g1(
+        &self,
+        bases: &[proofs::G1Affine],
+        pre: Precompute,
+    ) -> Result<backends::prove::G1Msm, proofs::ProveError> {
+        self.0.prepare_g1(bases, pre)
+    }
+    fn prepare_g2(
+        &self,
+        bases: &[proofs::G2Affine],
+        pre: Precompute,
+    ) -> Result<backends::prove::G2Msm, proofs::ProveError> {
+        self.0.prepare_g2(bases, pre)
+    }
+    fn intt(&self, values: &mut Vec<Fr>) -> Result<(), proofs::ProveError> {
+        self.0.intt(values)
+    }
+    fn coset_ntt(&self, values: &mut Vec<Fr>, shift: Fr) -> Result<(), proofs::ProveError> {
+        self.0.coset_ntt(values, shift)
+    }
+    fn g2_beside_g1(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_streamed_key_s_peak_counts_b2_kept_beside_the_g1_msms() {
+    let z = ZkeyFile::open(&fixture("poseidon", "zkey")).unwrap();
+    let w = Witness::load(&fixture("poseidon", "wtns")).unwrap();
+    let (r, s) = (Fr::from(5u64), Fr::from(7u64));
+    let prove = |b: Arc<dyn proofs::ProveBackend>| {
+        proofs::prover::prove_once_with_blinding(&z, b, &w, r, s, ProveOptions::default()).unwrap()
+    };
+    let (one_at_a_time, alone) = prove(backend());
+    let (beside, together) = prove(Arc::new(G2Beside(backends::prove::CpuProveBackend::new())));
+    assert_eq!(one_at_a_time.proof, beside.proof);
+    // B2 alone, then with A, B1 and C each prepared beside it: more at once.
+    assert!(
+        together.peak_prepared_bytes > alone.peak_prepared_bytes,
+        "{} vs {}",
+        together.peak_prepared_bytes,
+        alone.peak_prepared_bytes
+    );
+}
+
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Witness downloads are bounded by what the key's circuit needs: the real files fit.
+#[test]
+fn witness_files_fit_the_bound_their_circuit_gives() {
+    for name in CIRCUITS {
+        let z = ZkeyFile::open(&fixture(name, "zkey")).unwrap();
+        let bytes = std::fs::metadata(fixture(name, "wtns")).unwrap().len();
+        let bound = Witness::max_file_bytes(z.header.n_vars);
+        assert!(bytes <= bound, "{name}: {bytes} > {bound}");
+        assert_eq!(bytes, 76 + 32 * u64::from(z.header.n_vars), "{name}");
+        let w = Witness::load(&fixture(name, "wtns")).unwrap();
+        assert_eq!(w.to_bytes().len() as u64, bytes, "{name}");
+    }
+}
+
+/// circom writes custom gates (PLONK only) as sections 4 and 5; their constraints are not in
+/// section 2, so a reader that skipped them would pass witnesses the circuit does not.
+#[test]
+fn r1cs_with_custom_gates_is_refused() {
+    let plain = std::fs::read(fixture("mulchain", "r1cs")).unwrap();
+    for ids in [&[4u32, 5][..], &[4], &[5]] {
+        let mut f = plain.clone();
+        let count = u32::from_le_bytes(f[8..12].try_into().unwrap());
+        f[8..12].copy_from_slice(&(count + ids.len() as u32).to_le_bytes());
+        for id in ids {
+            // An empty list: a u32 count of 0.
+            f.extend_from_slice(&id.to_le_bytes());
+            f.extend_from_slice(&4u64.to_le_bytes());
+            f.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let e = R1cs::parse(&f).unwrap_err().to_string();
+        assert!(e.contains("custom gates"), "{ids:?}: {e}");
+    }
+    assert!(R1cs::parse(&plain).is_ok());
 }
 
 #[test]

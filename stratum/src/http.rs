@@ -170,9 +170,15 @@ async fn fetch_inner(
         url: name.to_string(),
         source,
     };
-    let tcp = TcpStream::connect((url.host.as_str(), url.port))
-        .await
-        .map_err(io)?;
+    // Connect and the TLS handshake are waits on the network too: a SYN that is never
+    // answered, or a server that accepts and says nothing, is a stall like any other.
+    let tcp = within(
+        Some(stall),
+        name,
+        TcpStream::connect((url.host.as_str(), url.port)),
+    )
+    .await?
+    .map_err(io)?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Stream> = if url.tls {
         let tls_err = |reason: String| HttpError::Tls {
@@ -182,9 +188,9 @@ async fn fetch_inner(
         let config = client_tls_config(tls).map_err(|e| tls_err(e.to_string()))?;
         let server_name =
             ServerName::try_from(url.host.clone()).map_err(|e| tls_err(e.to_string()))?;
-        let s = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(server_name, tcp)
-            .await
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let s = within(Some(stall), name, connector.connect(server_name, tcp))
+            .await?
             .map_err(|e| tls_err(e.to_string()))?;
         Box::new(s)
     } else {
@@ -522,8 +528,8 @@ mod tests {
 
     /// Whole-exchange bound 30 s, stall bound 0.5 s: `Stalled` (not `Timeout`) says which one
     /// ended it.
-    async fn fetch_stalling(port: u16) -> Result<u64, HttpError> {
-        let u = HttpUrl::parse(&format!("http://127.0.0.1:{port}/k"), "127.0.0.1").unwrap();
+    async fn fetch_stalling(scheme: &str, port: u16) -> Result<u64, HttpError> {
+        let u = HttpUrl::parse(&format!("{scheme}://127.0.0.1:{port}/k"), "127.0.0.1").unwrap();
         let mut sink = |_: &[u8]| Ok(());
         fetch_with_stall(
             &u,
@@ -547,7 +553,7 @@ mod tests {
             ),
         ] {
             let port = slow_server(head, body, Duration::from_millis(10)).await;
-            let r = fetch_stalling(port).await;
+            let r = fetch_stalling("http", port).await;
             assert!(matches!(r, Err(HttpError::Stalled { .. })), "{r:?}");
         }
         // A slow server that keeps sending is not stalled: a byte every 100 ms is enough.
@@ -557,7 +563,52 @@ mod tests {
             Duration::from_millis(100),
         )
         .await;
-        assert_eq!(fetch_stalling(port).await.unwrap(), 8);
+        assert_eq!(fetch_stalling("http", port).await.unwrap(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_connect_or_tls_handshake_that_never_completes_is_a_stall() {
+        // A TLS server that accepts and never answers the ClientHello.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let r = fetch_stalling("https", port).await;
+        assert!(matches!(r, Err(HttpError::Stalled { .. })), "TLS: {r:?}");
+
+        // A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+        // waits (retrying) as it does for a host that has gone away.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let full = sock.listen(0).unwrap();
+        let port = full.local_addr().unwrap().port();
+        let mut queued = Vec::new();
+        let mut filled = false;
+        for _ in 0..16 {
+            match tokio::time::timeout(
+                Duration::from_millis(300),
+                TcpStream::connect(("127.0.0.1", port)),
+            )
+            .await
+            {
+                Ok(Ok(s)) => queued.push(s),
+                _ => {
+                    filled = true;
+                    break;
+                }
+            }
+        }
+        assert!(filled, "connects to a full accept queue all completed");
+        let r = fetch_stalling("http", port).await;
+        assert!(
+            matches!(r, Err(HttpError::Stalled { .. })),
+            "connect: {r:?}"
+        );
+        drop((full, queued));
     }
 
     #[tokio::test]

@@ -69,13 +69,30 @@ impl Incoming {
                 Ok(Incoming::Request { id, method, params })
             }
             Some(_) => Err(ProtocolError::NotRpc),
-            None if o.contains_key("result") || o.contains_key("error") => Ok(Incoming::Response {
-                id,
-                result: o.remove("result").unwrap_or(Value::Null),
-                error: o.remove("error").unwrap_or(Value::Null),
-            }),
+            None if o.contains_key("result") || o.contains_key("error") => {
+                let result = o.remove("result").unwrap_or(Value::Null);
+                let mut error = o.remove("error").unwrap_or(Value::Null);
+                // ckpool answers a refused share with `"result": false, "error": null` and the
+                // reason beside them (`"reject-reason": "Stale"`): read as the error it is.
+                if error.is_null()
+                    && result == Value::Bool(false)
+                    && let Some(Value::String(reason)) = o.remove("reject-reason")
+                {
+                    error = Value::String(reason);
+                }
+                Ok(Incoming::Response { id, result, error })
+            }
             None => Err(ProtocolError::NotRpc),
         }
+    }
+}
+
+/// The request id a response answers. We send numbers; some pools echo them back as text.
+pub fn response_id(id: &Value) -> Option<u64> {
+    match id {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 

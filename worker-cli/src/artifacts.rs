@@ -255,15 +255,19 @@ impl ArtifactCache {
         Ok(())
     }
 
-    /// Downloads a witness into memory and checks its hash (witnesses are not cached).
+    /// Downloads a witness into memory and checks its hash (witnesses are not cached). At
+    /// most `limit` bytes (what the circuit's witness can take), the pool's size hint, and
+    /// [`MAX_WITNESS_BYTES`].
     pub async fn fetch_witness(
         &self,
         url: &HttpUrl,
         sha256: ArtifactId,
         size_hint: Option<u64>,
+        limit: u64,
     ) -> Result<Vec<u8>, ArtifactError> {
         let limit = size_hint
             .unwrap_or(MAX_WITNESS_BYTES)
+            .min(limit)
             .min(MAX_WITNESS_BYTES);
         let mut out = Vec::new();
         let mut sink = |b: &[u8]| {

@@ -25,8 +25,8 @@ pub mod ntt;
 pub mod packed;
 
 use std::any::Any;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ark_ff::PrimeField;
@@ -71,12 +71,76 @@ pub trait FixedBaseMsm<G>: Any + Send + Sync {
     }
     /// Σ scalars\[i\]·bases\[i\]. `scalars.len()` must equal [`FixedBaseMsm::len`].
     fn msm(&self, scalars: &[ScalarRepr]) -> Result<G, ProveError>;
+    /// [`FixedBaseMsm::msm`] of the scalars of `shared` from index `first` on (all the rest:
+    /// `shared.len() - first` must equal [`FixedBaseMsm::len`]). A device backend uploads
+    /// `shared` once for every MSM that takes it.
+    fn msm_shared(&self, shared: &SharedScalars<'_>, first: usize) -> Result<G, ProveError> {
+        self.msm(shared.from(first, self.len())?)
+    }
     /// Bytes this prepared set keeps in memory (tables included), for reporting.
     fn memory_bytes(&self) -> usize;
     /// Whether precomputed tables back this set (`Precompute::Tables` builds them only where
     /// they pay), for reporting.
     fn has_tables(&self) -> bool {
         false
+    }
+}
+
+/// Scalars several MSMs take, as a proof's witness is for A, B1, B2 (all of it) and C (its
+/// private part): a device backend keeps the copy it uploads for the first of them here and
+/// the others read that copy, so the witness crosses to the device once per proof.
+pub struct SharedScalars<'a> {
+    values: &'a [ScalarRepr],
+    /// The copy a backend made (a GPU's device buffer), as that backend's own type.
+    staged: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl<'a> SharedScalars<'a> {
+    pub fn new(values: &'a [ScalarRepr]) -> Self {
+        SharedScalars {
+            values,
+            staged: OnceLock::new(),
+        }
+    }
+
+    pub fn values(&self) -> &'a [ScalarRepr] {
+        self.values
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The `len` scalars from `first` on, which must be all the rest.
+    pub fn from(&self, first: usize, len: usize) -> Result<&'a [ScalarRepr], ProveError> {
+        match self.values.get(first..) {
+            Some(rest) if rest.len() == len => Ok(rest),
+            rest => Err(ProveError::LengthMismatch {
+                bases: len,
+                scalars: rest.map_or(0, <[_]>::len),
+            }),
+        }
+    }
+
+    /// The copy a backend keeps, if one was made and is of type `T`.
+    pub fn staged<T: Any>(&self) -> Option<&T> {
+        self.staged.get().and_then(|b| b.downcast_ref())
+    }
+
+    /// Whether some backend keeps a copy (of whatever type).
+    pub fn is_staged(&self) -> bool {
+        self.staged.get().is_some()
+    }
+
+    /// Keeps `copy` (only the first copy is kept: a later one is dropped) and returns the kept
+    /// one if it is of type `T`.
+    pub fn stage<T: Any + Send + Sync>(&self, copy: T) -> Option<&T> {
+        let _ = self.staged.set(Box::new(copy));
+        self.staged()
     }
 }
 
@@ -248,6 +312,21 @@ pub(crate) fn note_fallback(backend: &str, what: &str, e: &ProveError) {
     tracing::warn!(backend, operation = what, error = %e, "device proving failed; this operation runs on the CPU instead");
 }
 
+/// The coset the H polynomial is evaluated on for a domain of `n` (snarkjs's `groth16_prove`,
+/// which the zkey's H query is made for): the odd half of the doubled domain (shift ω_2n),
+/// or for n = 2^28, where no ω_2n exists, 25·H (ffjavascript's `Fr.shift`, the square of the
+/// smallest non-residue 5). None past 2^28 or for a size that is not a power of two.
+pub fn coset_shift(n: usize) -> Option<Fr> {
+    use ark_ff::FftField;
+    if !n.is_power_of_two() || n.trailing_zeros() > Fr::TWO_ADICITY {
+        return None;
+    }
+    if n.trailing_zeros() == Fr::TWO_ADICITY {
+        return Some(Fr::from(25u64));
+    }
+    root_of_unity(2 * n)
+}
+
 /// The primitive `n`-th root of unity of BN254's scalar field that snarkjs and rapidsnark use
 /// (a power of 5^t); `n` must be a power of two no larger than 2^28.
 pub fn root_of_unity(n: usize) -> Option<Fr> {
@@ -303,4 +382,33 @@ pub fn open_prove_backend(name: &str, device: usize) -> Result<Arc<dyn ProveBack
 /// The CPU proving backend (the one that always exists).
 pub fn cpu_backend() -> Arc<dyn ProveBackend> {
     Arc::new(CpuProveBackend::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ark_ff::{Field, One};
+
+    /// The coset H is evaluated on is the one snarkjs's prover and zkeys use: ω_2n below
+    /// 2^28, and Fr.shift = 5² at 2^28, whose coset does not meet the domain.
+    #[test]
+    fn the_h_coset_is_snarkjs_s() {
+        for log in [0u32, 1, 10, 20, 27] {
+            let n = 1usize << log;
+            assert_eq!(coset_shift(n), root_of_unity(2 * n), "2^{log}");
+        }
+        let n = 1usize << 28;
+        let shift = coset_shift(n).unwrap();
+        assert_eq!(shift, Fr::from(25u64));
+        assert!(root_of_unity(2 * n).is_none());
+        // 5 is the smallest quadratic non-residue, so 25^(2^28) ≠ 1: 25·H and H are disjoint.
+        let half = Fr::MODULUS_MINUS_ONE_DIV_TWO;
+        for q in 2u64..5 {
+            assert!(Fr::from(q).pow(half).is_one(), "{q} is a residue");
+        }
+        assert!(!Fr::from(5u64).pow(half).is_one());
+        assert!(!shift.pow([n as u64]).is_one());
+        assert_eq!(coset_shift(n * 2), None);
+        assert_eq!(coset_shift(3), None);
+    }
 }

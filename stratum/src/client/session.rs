@@ -19,7 +19,8 @@ use super::{
 use crate::connection::{Connection, ConnectionError};
 use crate::failover::deadline_after;
 use crate::message::{
-    Incoming, PoolMessage, SubscribeResult, error_reason, error_value, request_line, response_line,
+    Incoming, PoolMessage, SubscribeResult, error_reason, error_value, request_line, response_id,
+    response_line,
 };
 use crate::proving::{ProofDecline, ProofJob, ProofSubmit};
 use crate::untrusted::{escape, escape_max};
@@ -138,6 +139,8 @@ pub(super) struct Session {
     ignored: u64,
     /// Whether the pool has sent any work (a mining job or a proving job) this session.
     pub(super) work_sent: bool,
+    /// The job the devices work on, to re-issue when the version mask changes under it.
+    current_job: Option<Job>,
 }
 
 impl Session {
@@ -165,6 +168,7 @@ impl Session {
             understood: 0,
             ignored: 0,
             work_sent: false,
+            current_job: None,
         }
     }
 
@@ -205,6 +209,11 @@ impl Session {
             );
         }
         self.early_mask = None;
+    }
+
+    /// Whether this handshake sent requests a pool may close the connection on.
+    pub(super) fn sent_optional_requests(&self, plain: bool) -> bool {
+        !plain && (self.cfg.version_rolling.is_some() || self.cfg.extranonce_subscribe)
     }
 
     pub(super) fn has_pending_submits(&self) -> bool {
@@ -251,11 +260,14 @@ impl Session {
         Some(p)
     }
 
+    /// Sends the handshake. `plain`: without the optional requests (`mining.configure`,
+    /// `mining.extranonce.subscribe`), for a pool that closed the connection on them.
     pub(super) async fn send_handshake(
         &mut self,
         resume: Option<String>,
+        plain: bool,
     ) -> Result<(), SessionError> {
-        if let Some(mask) = self.cfg.version_rolling {
+        if let Some(mask) = self.cfg.version_rolling.filter(|_| !plain) {
             self.call(
                 "mining.configure",
                 vec![json!(["version-rolling"]), json!({"version-rolling.mask": format!("{mask:08x}"), "version-rolling.min-bit-count": 2})],
@@ -269,7 +281,7 @@ impl Session {
         }
         self.call("mining.subscribe", params, Pending::Subscribe)
             .await?;
-        if self.cfg.extranonce_subscribe {
+        if self.cfg.extranonce_subscribe && !plain {
             self.call(
                 "mining.extranonce.subscribe",
                 vec![],
@@ -284,14 +296,6 @@ impl Session {
             Pending::Authorize,
         )
         .await?;
-        if let Some(d) = self.cfg.suggest_difficulty {
-            self.call(
-                "mining.suggest_difficulty",
-                vec![d.into()],
-                Pending::SuggestDifficulty,
-            )
-            .await?;
-        }
         if let Some(caps) = &self.cfg.prover {
             let params = caps.to_params();
             self.call("prover.subscribe", params, Pending::ProverSubscribe)
@@ -462,6 +466,7 @@ impl Session {
         else {
             return;
         };
+        self.current_job = Some(job.clone());
         let work = Work {
             target: Target::from_difficulty(self.difficulty),
             difficulty: self.difficulty,
@@ -496,7 +501,9 @@ impl Session {
             self.understood += 1;
         }
         match msg {
-            Incoming::Response { id, result, error } => self.handle_response(id, result, error),
+            Incoming::Response { id, result, error } => {
+                self.handle_response(id, result, error).await
+            }
             Incoming::Request { id, method, params } if method == "prover.notify" => {
                 match ProofJob::from_params(&params) {
                     Ok(job) if self.cfg.prover.is_some() => {
@@ -548,13 +555,13 @@ impl Session {
         }
     }
 
-    fn handle_response(
+    async fn handle_response(
         &mut self,
         id: Value,
         result: Value,
         error: Value,
     ) -> Result<Option<SessionEnd>, SessionError> {
-        let Some(kind) = id.as_u64().and_then(|i| self.take_pending(i)) else {
+        let Some(kind) = response_id(&id).and_then(|i| self.take_pending(i)) else {
             warn!(pool = self.pool, id = %escape_max(&id.to_string(), 64), "response to a request never sent (or already answered): ignored");
             return Ok(None);
         };
@@ -608,6 +615,16 @@ impl Session {
                     )));
                 }
                 self.authorized = true;
+                // After the answer, not beside the request: ckpool drops any request from a
+                // client it has not authorized yet, and it authorizes on another thread.
+                if let Some(d) = self.cfg.suggest_difficulty {
+                    self.call(
+                        "mining.suggest_difficulty",
+                        vec![d.into()],
+                        Pending::SuggestDifficulty,
+                    )
+                    .await?;
+                }
             }
             Pending::SuggestDifficulty => {}
             Pending::ProverSubscribe => {
@@ -718,7 +735,7 @@ impl Session {
                 self.extranonce = Some(en);
             }
             PoolMessage::SetVersionMask(m) => {
-                if self.version_mask.is_some() {
+                if let Some(old) = self.version_mask {
                     // Replaces the granted mask, but never beyond the bits we asked for.
                     let mask = m & self.cfg.version_rolling.unwrap_or(0);
                     info!(
@@ -727,6 +744,16 @@ impl Session {
                         "version mask changed"
                     );
                     self.version_mask = Some(mask);
+                    // BIP310: the new mask holds at once, not from the next job. The running
+                    // job goes out again under it; shares rolled on bits the pool took back
+                    // would be rejected, so those already found are dropped too.
+                    if mask != old
+                        && self.ready()
+                        && let Some(mut job) = self.current_job.clone()
+                    {
+                        job.clean_jobs = old & !mask != 0;
+                        self.emit_job(job, events);
+                    }
                 } else if self.configure_pending() {
                     // Some pools send the mask before their answer to mining.configure; it
                     // applies once (and if) that answer grants rolling.

@@ -6,7 +6,7 @@
 //! Everything that can stall is bounded: the connect, each handshake answer, each write, the
 //! pool's silence (keepalive, unless off), a reconnect wait, and the goodbye to a pool.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -58,6 +58,10 @@ pub(super) struct Supervisor {
     last_identity: Option<(usize, Vec<u8>)>,
     /// Subscription id to offer when reconnecting to the same pool.
     last_session_id: Option<(usize, String)>,
+    /// Pools sent the handshake without its optional requests (`mining.configure`,
+    /// `mining.extranonce.subscribe`): they closed the connection on them (old ckpool closes
+    /// on anything before subscribe; NiceHash warns some pools close on extranonce.subscribe).
+    plain_handshake: HashSet<usize>,
     pub(super) waiting: VecDeque<QueuedShare>,
     pub(super) shutting_down: bool,
     /// The rig's hashrate as last reported (H/s), for Stratum V2 channels.
@@ -82,6 +86,7 @@ impl Supervisor {
             epoch: 0,
             last_identity: None,
             last_session_id: None,
+            plain_handshake: HashSet::new(),
             waiting: VecDeque::new(),
             shutting_down: false,
             nominal_hashrate: 0.0,
@@ -243,6 +248,7 @@ impl Supervisor {
         {
             self.last_session_id = None;
         }
+        self.plain_handshake.retain(|p| r.kept(*p));
         info!(pools = n, keep_session = !r.restart, "pool list replaced");
         Some(r)
     }
@@ -292,9 +298,13 @@ impl Supervisor {
             .as_ref()
             .filter(|(p, _)| *p == pool)
             .map(|(_, id)| id.clone());
-        if let Err(e) = s.send_handshake(resume_id).await {
+        let plain = self.plain_handshake.contains(&pool);
+        let offered_resume = resume_id.is_some();
+        if let Err(e) = s.send_handshake(resume_id, plain).await {
             return (failed(e), false);
         }
+        // The pool hung up before the handshake finished (not a refusal: those are answers).
+        let mut closed_in_handshake = false;
         let keepalive = self.cfg.keepalive;
         let handshake_timeout = self.cfg.handshake_timeout;
         // Fixed when the handshake went out: lines from the pool do not move it, so a pool
@@ -340,9 +350,15 @@ impl Supervisor {
                                 last_rx = tokio::time::Instant::now();
                             }
                         }
-                        Ok(None) => break failed("pool closed the connection"),
+                        Ok(None) => {
+                            closed_in_handshake = established.is_none();
+                            break failed("pool closed the connection");
+                        }
                         Err(e) if e.is_recoverable() => warn!(pool, error = %e, "skipping a bad line from the pool"),
-                        Err(e) => break failed(e),
+                        Err(e) => {
+                            closed_in_handshake = established.is_none();
+                            break failed(e);
+                        }
                     }
                     if established.is_none() && s.ready() {
                         established = Some(tokio::time::Instant::now());
@@ -465,10 +481,42 @@ impl Supervisor {
             };
             let _ = self.events.send(ClientEvent::Disconnected { pool, reason });
         }
+        if established.is_none() {
+            self.after_unfinished_handshake(&s, plain, offered_resume, closed_in_handshake);
+        }
         let healthy = established.is_some_and(|t| {
             session_was_healthy(s.work_sent, last_rx.saturating_duration_since(t))
         });
         (end, healthy)
+    }
+
+    /// What a handshake that never finished changes for the next one to the same pool.
+    fn after_unfinished_handshake(
+        &mut self,
+        s: &Session,
+        plain: bool,
+        offered_resume: bool,
+        closed: bool,
+    ) {
+        let pool = s.pool;
+        // A pool that forgot (or refuses) the session id we offered would refuse it again.
+        if offered_resume && s.subscription().is_none() {
+            self.last_session_id = None;
+        }
+        if !closed {
+            return;
+        }
+        if s.sent_optional_requests(plain) {
+            warn!(
+                pool,
+                "the pool closed the connection during the handshake: trying it without \
+                 mining.configure and mining.extranonce.subscribe (no version rolling)"
+            );
+            self.plain_handshake.insert(pool);
+        } else if plain {
+            // Without them it hangs up too: they were not the reason.
+            self.plain_handshake.remove(&pool);
+        }
     }
 
     async fn on_established(&mut self, s: &mut Session, url: &PoolUrl) -> Result<(), SessionError> {
@@ -553,7 +601,7 @@ pub(super) async fn probe(cfg: ClientConfig, pool: PoolConfig) -> bool {
             let line = conn.read_line().await.ok()??;
             if let Ok(Incoming::Response { id, result, error }) = Incoming::parse(&line) {
                 let good = error.is_null() && !result.is_null() && result != Value::Bool(false);
-                match id.as_u64() {
+                match crate::message::response_id(&id) {
                     Some(1) if good && SubscribeResult::parse(&result).is_ok() => sub = true,
                     Some(2) if good => auth = true,
                     Some(1) | Some(2) => return None,

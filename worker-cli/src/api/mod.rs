@@ -6,10 +6,11 @@
 //! the dashboard charts, [`dashboard`] the embedded page.
 //!
 //! Why axum (default features off: HTTP/1 on tokio, JSON and query strings only): it is a
-//! thin router over hyper, which we would otherwise have to drive by hand (connection
-//! accept loop, keep-alive, method and path matching, 404/405 answers); with HTTP/2, forms,
-//! WebSockets, macros and tracing layers off, it adds hyper, hyper-util, tower, matchit and
-//! serde_urlencoded to a tree that already has tokio, serde and http.
+//! thin router over hyper (method and path matching, extractors, 404/405 answers); with
+//! HTTP/2, forms, WebSockets, macros and tracing layers off, it adds hyper, hyper-util,
+//! tower, matchit and serde_urlencoded to a tree that already has tokio, serde and http. The
+//! accept loop is ours ([`serve`]): it bounds connections and the time to send a request,
+//! which `axum::serve` does not.
 //!
 //! Security model: the server listens on loopback unless told otherwise, and any other
 //! address is refused at start without a token, since a rig's API on a LAN would otherwise
@@ -21,6 +22,7 @@
 pub mod dashboard;
 pub mod history;
 pub mod metrics;
+pub mod serve;
 pub mod views;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -37,7 +39,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::engine::{EngineCommand, EngineState};
 
@@ -198,11 +200,12 @@ impl ApiServer {
         if let Some(a) = addr {
             info!(addr = %a, "HTTP API, /metrics and dashboard on http://{a}/");
         }
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(self.listener, app).await {
-                warn!(error = %e, "HTTP API stopped");
-            }
-        })
+        tokio::spawn(serve::serve(
+            self.listener,
+            app,
+            serve::Limits::default(),
+            Arc::new(Default::default()),
+        ))
     }
 }
 

@@ -409,7 +409,15 @@ impl ProvingEngine {
             let zkey = self.cache.get(job.circuit_id, &url, job.zkey_size).await?;
             let wtns = match (&job.witness, &witness_url) {
                 (WitnessSource::Url { sha256, size, .. }, Some(u)) => {
-                    self.cache.fetch_witness(u, *sha256, *size).await?
+                    // The key says how large its witness can be: a pool cannot make the rig
+                    // buffer more.
+                    let path = zkey.clone();
+                    let n_vars = tokio::task::spawn_blocking(move || {
+                        proofs::zkey::ZkeyFile::open(&path).map(|z| z.header.n_vars)
+                    })
+                    .await??;
+                    let limit = proofs::Witness::max_file_bytes(n_vars);
+                    self.cache.fetch_witness(u, *sha256, *size, limit).await?
                 }
                 (WitnessSource::Inline(b), _) => b.clone(),
                 (WitnessSource::Url { .. }, None) => anyhow::bail!("witness URL missing"),

@@ -126,7 +126,7 @@ impl Kernel {
     /// How many `uint` parameters the kernel takes.
     pub fn params(self) -> usize {
         match self {
-            Kernel::MsmCount | Kernel::MsmScatter => 4,
+            Kernel::MsmCount | Kernel::MsmScatter => 5,
             Kernel::MsmScanBlocks | Kernel::MsmScanTop | Kernel::MsmScanAdd => 1,
             Kernel::AccBases(_) | Kernel::AccPartials(_) => 3,
             Kernel::ReduceSegments(_) => 3,

@@ -33,7 +33,8 @@ use ark_ff::{BigInt, Field, One, Zero};
 use super::cpu::CpuProveBackend;
 use super::{
     FixedBaseMsm, Fr, G1Affine, G1Msm, G1Projective, G2Affine, G2Msm, G2Placement, HTerm, PackedG2,
-    Precompute, ProveBackend, ProveError, ScalarRepr, downcast_msm, glv, note_fallback,
+    Precompute, ProveBackend, ProveError, ScalarRepr, SharedScalars, downcast_msm, glv,
+    note_fallback,
 };
 pub use device::{Curve, GpuDevice, Kernel};
 
@@ -653,7 +654,7 @@ impl<D: GpuDevice> GpuProveBackend<D> {
         self.dev.read(&d.0, &mut first)?;
         let ntt = t.elapsed();
         let t = Instant::now();
-        let point = h.device_msm_locked(&mut st, Scalars::Device(&d.0))?;
+        let point = h.device_msm_locked(&mut st, Scalars::Device(&d.0), 0)?;
         st.pool.put(QUOTIENT_BUFFERS[0], d);
         Ok(HTerm {
             point,
@@ -672,6 +673,15 @@ impl<D: GpuDevice> GpuProveBackend<D> {
         downcast_msm::<GpuMsm<D, ark_bn254::g1::Config>, _>(h)
             .filter(|m| Arc::ptr_eq(&m.state, &self.state) && m.n == n)
     }
+}
+
+/// Scalars in the device layout (8 words each).
+fn scalar_words(scalars: &[ScalarRepr]) -> Vec<u32> {
+    let mut words = Vec::with_capacity(scalars.len() * 8);
+    for s in scalars {
+        push_limbs(&s.0, &mut words);
+    }
+    words
 }
 
 /// 1, x, x², ... (n values).
@@ -822,6 +832,15 @@ impl<'a, B> Scalars<'a, B> {
     }
 }
 
+/// A proof's witness on the device ([`SharedScalars`]' copy), for every MSM of the device's
+/// state that takes it; freed with the proof's `SharedScalars`.
+struct StagedScalars<D: GpuDevice> {
+    state: Arc<Mutex<State<D::Buffer>>>,
+    /// Keeps the device (and its context) alive as long as the buffer.
+    _dev: Arc<D>,
+    buf: D::Buffer,
+}
+
 /// Bases resident on the device, with the host copy the CPU fallback prepares on demand.
 pub struct GpuMsm<D: GpuDevice, P: GpuCurve> {
     dev: Arc<D>,
@@ -851,15 +870,58 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
     /// The whole MSM on the device; only the window sums come back.
     fn device_msm(&self, scalars: &[ScalarRepr]) -> Result<Projective<P>, ProveError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.device_msm_locked(&mut st, Scalars::Host(scalars))
+        self.device_msm_locked(&mut st, Scalars::Host(scalars), 0)
+    }
+
+    /// The MSM of `shared` from `first` on, reading the device's copy of `shared` (made now
+    /// if this is the first MSM to take it).
+    fn device_msm_shared(
+        &self,
+        shared: &SharedScalars<'_>,
+        first: usize,
+    ) -> Result<Projective<P>, ProveError> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let own = shared
+            .staged::<StagedScalars<D>>()
+            .filter(|s| Arc::ptr_eq(&s.state, &self.state));
+        let staged = match own {
+            Some(s) => s,
+            // Another device's copy: this MSM uploads its part, as from the host.
+            None if shared.is_staged() => {
+                let scalars = shared.from(first, self.n)?;
+                return self.device_msm_locked(&mut st, Scalars::Host(scalars), 0);
+            }
+            None => {
+                let buf = self.dev.alloc(shared.len() * 8)?;
+                self.dev.write(&buf, &scalar_words(shared.values()))?;
+                let copy = StagedScalars {
+                    state: self.state.clone(),
+                    _dev: self.dev.clone(),
+                    buf,
+                };
+                shared
+                    .stage(copy)
+                    .ok_or_else(|| self.internal("the staged scalars were not kept"))?
+            }
+        };
+        let first = u32::try_from(first).map_err(|_| ProveError::TooManyBases(first))?;
+        self.device_msm_locked(&mut st, Scalars::Device(&staged.buf), first)
+    }
+
+    fn internal(&self, what: &str) -> ProveError {
+        ProveError::Device {
+            backend: self.dev.backend().into(),
+            message: format!("internal: {what}"),
+        }
     }
 
     /// [`Self::device_msm`] with the device's state already locked, from scalars on the host
-    /// or already on the device.
+    /// or already on the device (there, `n` of them from index `first` on).
     fn device_msm_locked(
         &self,
         st: &mut State<D::Buffer>,
         scalars: Scalars<'_, D::Buffer>,
+        first: u32,
     ) -> Result<Projective<P>, ProveError> {
         let dev = &*self.dev;
         let plan = self.plan;
@@ -875,13 +937,9 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
         pool.ensure(dev, "total", 1)?;
         if let Scalars::Host(host) = scalars {
             pool.ensure(dev, "scalars", n * 8)?;
-            let mut words = Vec::with_capacity(n * 8);
-            for s in host {
-                push_limbs(&s.0, &mut words);
-            }
-            dev.write(pool.get("scalars")?, &words)?;
+            dev.write(pool.get("scalars")?, &scalar_words(host))?;
         }
-        let shape = [n as u32, plan.c, plan.windows, plan.buckets];
+        let shape = [n as u32, plan.c, plan.windows, plan.buckets, first];
         {
             let sc = scalars.buffer(pool)?;
             let (counts, cursor) = (pool.get("counts")?, pool.get("cursor")?);
@@ -1024,6 +1082,28 @@ impl<D: GpuDevice, P: GpuCurve> FixedBaseMsm<Projective<P>> for GpuMsm<D, P> {
             return Ok(Projective::zero());
         }
         match self.device_msm(scalars) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                note_fallback(self.dev.backend(), "MSM", &e);
+                self.cpu_msm(scalars)
+            }
+        }
+    }
+
+    /// As [`Self::msm`], from the device's one copy of `shared`.
+    fn msm_shared(
+        &self,
+        shared: &SharedScalars<'_>,
+        first: usize,
+    ) -> Result<Projective<P>, ProveError> {
+        let scalars = shared.from(first, self.n)?;
+        if let Some(bad) = scalars.iter().position(|s| !glv::is_canonical(&s.0)) {
+            return Err(ProveError::ScalarOutOfRange { index: bad });
+        }
+        if self.n == 0 {
+            return Ok(Projective::zero());
+        }
+        match self.device_msm_shared(shared, first) {
             Ok(p) => Ok(p),
             Err(e) => {
                 note_fallback(self.dev.backend(), "MSM", &e);
