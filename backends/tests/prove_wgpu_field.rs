@@ -405,7 +405,7 @@ fn device_msm(
 
     let segs = segments.min(buckets);
     let seg_sums = d.alloc((windows * segs) as usize * xw).unwrap();
-    let win_sums = d.alloc(windows as usize * xw).unwrap();
+    let win_sums = d.alloc((windows * segs) as usize * xw).unwrap();
     d.launch(
         Kernel::ReduceSegments(curve),
         windows * segs,
@@ -413,14 +413,24 @@ fn device_msm(
         &[buckets, segs, windows],
     )
     .unwrap();
-    d.launch(
-        Kernel::WindowSum(curve),
-        windows,
-        &[&seg_sums, &win_sums],
-        &[segs, windows],
-    )
-    .unwrap();
-    let window_sums = download(d, &win_sums, windows as usize * xw);
+    // The window sums as a tree of levels adding `fold` partial sums each (ragged ends
+    // included: 3 does not divide the segment counts below).
+    let fold = 3;
+    let (mut from, mut to) = (&seg_sums, &win_sums);
+    let mut per = segs;
+    while per > 1 {
+        let outs = per.div_ceil(fold);
+        d.launch(
+            Kernel::WindowSum(curve),
+            windows * outs,
+            &[from, to],
+            &[per, windows, fold],
+        )
+        .unwrap();
+        per = outs;
+        std::mem::swap(&mut from, &mut to);
+    }
+    let window_sums = download(d, from, windows as usize * xw);
     let bucket_sums_host = download(d, &bucket_sums, total as usize * xw);
     println!(
         "{curve:?} MSM of {n} points (c = {c}, {m} entries, K = {chunk}, S = {segs}) in {:.2?}",
@@ -580,7 +590,7 @@ fn g1_msm_kernels_match_arkworks() {
         })
         .collect();
     // (c, K, S): several accumulation levels, segments of one bucket and of many; K = 32
-    // and segments of 64 buckets are the scheduler's defaults (and within lavapipe's loop
+    // and segments of 32 buckets are the scheduler's defaults (and within lavapipe's loop
     // budget, see docs/gpu-proving.md).
     let cs = canonical(&scalars);
     for (c, chunk, segs) in [

@@ -295,18 +295,26 @@ KERNEL void CURVE_FN(reduce_segments)(GLOBAL const uint *bucket_sums, GLOBAL uin
     CURVE_FN(store_xyzz)(segment_sums + (ulong)t * pw, &acc);
 }
 
-/* A window's sum: its segments' sums added up. */
-KERNEL void CURVE_FN(window_sum)(GLOBAL const uint *segment_sums, GLOBAL uint *window_sums,
-                                 uint segments, uint windows) {
-    const uint w = GID;
-    if (w >= windows)
+/* One level of adding up each window's partial sums (its segments' sums at first): window w
+ * has `per_window` of them in `in`; output j of window w is the sum of its inputs
+ * j·group .. j·group+group (fewer at the end), written at w·⌈per_window/group⌉ + j. The host
+ * repeats this until one sum per window is left: a tree, so the dependent additions are
+ * group·log_group(segments), not one per segment. */
+KERNEL void CURVE_FN(window_sum)(GLOBAL const uint *in, GLOBAL uint *out, uint per_window,
+                                 uint windows, uint group) {
+    const uint t = GID;
+    const uint outs = (per_window + group - 1) / group;
+    if (t >= windows * outs)
         return;
+    const uint w = t / outs;
+    const uint start = (t % outs) * group;
+    const uint end = min(start + group, per_window);
     const ulong pw = 4 * FE_WORDS;
     CURVE_FN(xyzz) acc, b;
     CURVE_FN(set_identity)(&acc);
-    for (uint s = 0; s < segments; s++) {
-        CURVE_FN(load_xyzz)(&b, segment_sums + ((ulong)w * segments + s) * pw);
+    for (uint s = start; s < end; s++) {
+        CURVE_FN(load_xyzz)(&b, in + ((ulong)w * per_window + s) * pw);
         CURVE_FN(add)(&acc, &b);
     }
-    CURVE_FN(store_xyzz)(window_sums + (ulong)w * pw, &acc);
+    CURVE_FN(store_xyzz)(out + (ulong)t * pw, &acc);
 }

@@ -280,33 +280,41 @@ fn CURVE_reduce_segments(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 // @kernel window_sum
-// Window w's sum: its S segment sums added up.
-@group(0) @binding(0) var<storage, read_write> segment_sums: array<u32>;
-@group(0) @binding(1) var<storage, read_write> window_sums: array<u32>;
+// One level of adding up each window's partial sums (its segments' sums at first): window w has
+// prm.x of them in `partials_in`; output j of window w is the sum of its inputs j·group ..
+// j·group+group (fewer at the end), written at w·⌈per_window/group⌉ + j. The host repeats
+// this until one sum per window is left (a tree: few dependent additions per invocation).
+@group(0) @binding(0) var<storage, read_write> partials_in: array<u32>;
+@group(0) @binding(1) var<storage, read_write> partials_out: array<u32>;
 @group(0) @binding(2) var<uniform> prm: array<vec4<u32>, 2>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn CURVE_window_sum(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = thread_index(gid, nwg);
-    let segs = prm[0].x;
+    let t = thread_index(gid, nwg);
+    let per_window = prm[0].x;
     let windows = prm[0].y;
-    if (w >= thread_count() || w >= windows) {
+    let group = prm[0].z;
+    let outs = (per_window + group - 1u) / group;
+    if (t >= thread_count() || t >= windows * outs) {
         return;
     }
+    let w = t / outs;
+    let start = (t % outs) * group;
+    let end = min(start + group, per_window);
     var sum = CURVE_identity();
-    for (var s = 0u; s < segs; s++) {
-        let o = (w * segs + s) * CURVE_XYZZ_WORDS;
+    for (var s = start; s < end; s++) {
+        let o = (w * per_window + s) * CURVE_XYZZ_WORDS;
         var b: block_t;
         for (var k = 0u; k < CURVE_XYZZ_WORDS; k++) {
-            b[k] = segment_sums[o + k];
+            b[k] = partials_in[o + k];
         }
         sum = CURVE_add(sum, CURVE_xyzz_from_block(b));
     }
     var b: block_t;
     CURVE_xyzz_to_block(&b, sum);
-    let o = w * CURVE_XYZZ_WORDS;
+    let o = t * CURVE_XYZZ_WORDS;
     for (var k = 0u; k < CURVE_XYZZ_WORDS; k++) {
-        window_sums[o + k] = b[k];
+        partials_out[o + k] = b[k];
     }
 }

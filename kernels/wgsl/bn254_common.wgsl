@@ -18,8 +18,8 @@
 // counts separately). An Fq multiplication counts 5, an Fq2 multiplication 19, so one G1
 // addition about 70 and one G2 addition about 270: on lavapipe an invocation may do at most
 // about 900 G1 or 240 G2 additions (the scheduler's defaults, 32 entries per accumulation
-// invocation and 64 buckets per reduction segment, stay well inside; a window sum over more
-// than ~200 G2 segments would not). GPUs have no such limit.
+// invocation, 32 buckets per reduction segment and 8 sums per window-sum invocation, stay
+// well inside, at any MSM size). GPUs have no such limit.
 
 // Must match `kernels::wgsl::BN254_WORKGROUP_SIZE`.
 const WORKGROUP_SIZE: u32 = 64u;

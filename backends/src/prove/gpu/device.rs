@@ -130,7 +130,7 @@ impl Kernel {
             Kernel::MsmScanBlocks | Kernel::MsmScanTop | Kernel::MsmScanAdd => 1,
             Kernel::AccBases(_) | Kernel::AccPartials(_) => 3,
             Kernel::ReduceSegments(_) => 3,
-            Kernel::WindowSum(_) => 2,
+            Kernel::WindowSum(_) => 3,
             Kernel::FrBitReverse | Kernel::FrNttStage => 2,
             Kernel::FrMulPointwise | Kernel::FrQuotient => 1,
             Kernel::TestFqMul | Kernel::TestFrMul | Kernel::TestFq2Mul => 1,

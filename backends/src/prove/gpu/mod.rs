@@ -40,8 +40,15 @@ pub use device::{Curve, GpuDevice, Kernel};
 
 /// Entries each invocation sums per level of the bucket accumulation.
 const CHUNK: u32 = 32;
-/// Buckets each invocation of the bucket reduction walks.
-const SEGMENT: u32 = 64;
+/// Buckets each invocation of the bucket reduction walks. Each walk is a chain of dependent
+/// point additions (two per bucket, then the segment's offset as a double-and-add); shorter
+/// segments make more, shorter chains, and more segments for the window sums to add up.
+const SEGMENT: u32 = 32;
+/// Partial sums each invocation of a window-sum level adds up: the levels form a tree, so a
+/// window's segment sums cost ⌈log8(segments)⌉ levels of at most 8 dependent additions
+/// instead of one chain as long as the segments (512 at 2^20 points with 64-bucket
+/// segments: on a GPU, a few threads adding serially while the rest of it waits).
+const FOLD: u32 = 8;
 /// The pool's buffers for A, B and C while the quotient is computed (A's ends up holding it).
 const QUOTIENT_BUFFERS: [&str; 3] = ["quotient_a", "quotient_b", "quotient_c"];
 /// NTT domains whose twiddles stay resident (a worker proves a few circuits at most).
@@ -139,7 +146,13 @@ impl Plan {
             + 8 * total                          // counts + cursor
             + total * xyzz                       // bucket sums
             + 2 * partials * (4 + xyzz)          // two partial lists
-            + (total / self.segment() as u64) * xyzz
+            + (total / self.segment() as u64) * xyzz // segment sums
+            + self.windows as u64 * self.segments().div_ceil(FOLD) as u64 * xyzz // first fold
+    }
+
+    /// Reduction segments per window.
+    fn segments(&self) -> u32 {
+        self.buckets / self.segment()
     }
 }
 
@@ -986,10 +999,11 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
         pool.ensure(dev, "part_points_a", partials * xyzz)?;
         pool.ensure(dev, "part_keys_b", partials)?;
         pool.ensure(dev, "part_points_b", partials * xyzz)?;
-        let segments = plan.buckets / plan.segment();
+        let segments = plan.segments();
         let seg_total = plan.windows as usize * segments as usize;
         pool.ensure(dev, "segment_sums", seg_total * xyzz)?;
-        pool.ensure(dev, "window_sums", plan.windows as usize * xyzz)?;
+        let folded = plan.windows as usize * segments.div_ceil(FOLD) as usize;
+        pool.ensure(dev, "window_sums", folded * xyzz)?;
 
         let (keys, refs, sums) = (
             pool.get("keys")?,
@@ -1043,14 +1057,23 @@ impl<D: GpuDevice, P: GpuCurve> GpuMsm<D, P> {
             &[sums, segs],
             &[plan.buckets, segments, plan.windows],
         )?;
-        dev.launch(
-            Kernel::WindowSum(curve),
-            plan.windows,
-            &[segs, wins],
-            &[segments, plan.windows],
-        )?;
+        // Each level leaves ⌈per/FOLD⌉ sums per window, alternating between the two buffers,
+        // until one per window is left.
+        let (mut from, mut to) = (segs, wins);
+        let mut per = segments;
+        while per > 1 {
+            let outs = per.div_ceil(FOLD);
+            dev.launch(
+                Kernel::WindowSum(curve),
+                plan.windows * outs,
+                &[from, to],
+                &[per, plan.windows, FOLD],
+            )?;
+            per = outs;
+            std::mem::swap(&mut from, &mut to);
+        }
         let mut out = vec![0u32; plan.windows as usize * xyzz];
-        dev.read(wins, &mut out)?;
+        dev.read(from, &mut out)?;
 
         let mut acc = Projective::<P>::zero();
         for w in out.chunks_exact(xyzz).rev() {
