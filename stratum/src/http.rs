@@ -398,7 +398,19 @@ impl ArtifactStore {
 
 /// Serves `GET /artifacts/<sha256>` from `store` on `listener` until the task is dropped.
 pub async fn serve_artifacts(listener: TcpListener, store: Arc<ArtifactStore>) {
+    serve_artifacts_to(listener, store, MAX_ARTIFACT_CONNECTIONS).await
+}
+
+/// Downloads served at once; more wait in the listen queue. Each holds a file and a socket
+/// for up to 10 minutes, and the pool's own listeners need descriptors too.
+pub const MAX_ARTIFACT_CONNECTIONS: usize = 64;
+
+async fn serve_artifacts_to(listener: TcpListener, store: Arc<ArtifactStore>, max: usize) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((sock, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -409,6 +421,7 @@ pub async fn serve_artifacts(listener: TcpListener, store: Arc<ArtifactStore>) {
             if let Ok(Err(e)) = r {
                 tracing::debug!(%peer, "artifact request: {e}");
             }
+            drop(slot);
         });
     }
 }
@@ -609,6 +622,39 @@ mod tests {
             "connect: {r:?}"
         );
         drop((full, queued));
+    }
+
+    #[tokio::test]
+    async fn downloads_served_at_once_are_capped() {
+        use tokio::io::AsyncReadExt;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(serve_artifacts_to(l, Arc::new(ArtifactStore::new()), 2));
+        // Two connections that say nothing hold both slots.
+        let idle: Vec<TcpStream> = vec![
+            TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
+            TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
+        ];
+        let mut third = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        third
+            .write_all(b"GET /artifacts/00 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(500), third.read_to_end(&mut reply)).await;
+        assert!(
+            waited.is_err(),
+            "a third download was served beside two: {reply:?}"
+        );
+        // One leaves: the third is answered (404: no such artifact).
+        drop(idle);
+        tokio::time::timeout(Duration::from_secs(20), third.read_to_end(&mut reply))
+            .await
+            .expect("the third download was never served")
+            .unwrap();
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 404"), "{text}");
     }
 
     #[tokio::test]

@@ -163,8 +163,9 @@ pub struct ServerConfig {
     /// active name's counts are dropped (the totals keep them).
     pub max_worker_stats: usize,
     /// Shares a connection may have accepted on one job (remembered to refuse duplicates);
-    /// beyond, its shares are stale until the next job. Bounds a miner at a very low
-    /// difficulty and a long job interval.
+    /// beyond, its shares are stale until the next job. Across its jobs too: while they
+    /// remember this many, the oldest job is forgotten (its shares turn stale). Bounds a miner
+    /// at a very low difficulty, a long job interval, or shares spread over many jobs.
     pub max_shares_per_job: usize,
     /// Also serve Stratum V2 (`stratum2+tcp://`) on a second address.
     pub sv2: Option<Sv2Config>,
@@ -242,6 +243,14 @@ impl ServerConfig {
         }
         if self.max_connections == 0 || self.max_line < 256 {
             return bad("max_connections must be positive and max_line at least 256".into());
+        }
+        // The accept loop's semaphore holds at most this many permits (it panics beyond).
+        if self.max_connections > Semaphore::MAX_PERMITS {
+            return bad(format!(
+                "max_connections {} is above the most this pool can count ({})",
+                self.max_connections,
+                Semaphore::MAX_PERMITS
+            ));
         }
         Ok(())
     }
@@ -487,6 +496,7 @@ fn reachable(ip: IpAddr) -> IpAddr {
 async fn serve(listener: TcpListener, sv2_listener: Option<TcpListener>, shared: Arc<Shared>) {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let mut sessions = JoinSet::new();
+    let mut refused = 0u64;
     let mut shutdown = shared.shutdown.subscribe();
     let interval = shared.config.job_interval;
     // An interval too long to add to the clock means no timer jobs at all; tokio caps the
@@ -506,7 +516,11 @@ async fn serve(listener: TcpListener, sv2_listener: Option<TcpListener>, shared:
             accepted = accept_either(&listener, sv2_listener.as_ref()) => match accepted {
                 Ok((tcp, peer, v2)) => {
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        warn!(%peer, max = shared.config.max_connections, "connection refused: too many connections");
+                        refused += 1;
+                        // At 1, 2, 4, 8, ...: a flood of connections must not flood the log.
+                        if refused.is_power_of_two() {
+                            warn!(%peer, max = shared.config.max_connections, refused_so_far = refused, "connection refused: too many connections");
+                        }
                         shared.stats.send_modify(|s| s.connections_refused += 1);
                         drop(tcp);
                         continue;
@@ -716,6 +730,10 @@ mod tests {
             },
             ServerConfig {
                 max_connections: 0,
+                ..Default::default()
+            },
+            ServerConfig {
+                max_connections: usize::MAX,
                 ..Default::default()
             },
             ServerConfig {

@@ -248,3 +248,75 @@ async fn a_proving_dir_without_witnesses_is_a_clear_error() {
     assert!(e.to_string().contains("no NAME.zkey"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A miner's side of the pool by hand: requests out, lines in.
+struct RawMiner {
+    rd: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    next_id: u64,
+}
+
+impl RawMiner {
+    async fn connect(pool: &ServerHandle) -> RawMiner {
+        use tokio::io::AsyncBufReadExt;
+        let tcp = tokio::net::TcpStream::connect(pool.local_addr())
+            .await
+            .unwrap();
+        let (r, w) = tcp.into_split();
+        RawMiner {
+            rd: tokio::io::BufReader::new(r).lines(),
+            wr: w,
+            next_id: 1,
+        }
+    }
+
+    async fn send(&mut self, method: &str, params: Value) {
+        use tokio::io::AsyncWriteExt;
+        let line = serde_json::json!({"id": self.next_id, "method": method, "params": params});
+        self.next_id += 1;
+        self.wr
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// The `prover.notify` job ids that arrive within `d`.
+    async fn proof_jobs_within(&mut self, d: Duration) -> Vec<String> {
+        let until = tokio::time::Instant::now() + d;
+        let mut ids = Vec::new();
+        while let Ok(Ok(Some(line))) = tokio::time::timeout_at(until, self.rd.next_line()).await {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["method"] == "prover.notify" {
+                ids.push(v["params"][0]["job_id"].as_str().unwrap_or("").to_string());
+            }
+        }
+        ids
+    }
+}
+
+/// Each job costs the pool a pairing check when a proof comes: a worker holds one at a time,
+/// however often it subscribes, and one it drops is taken back at its deadline.
+#[tokio::test]
+async fn a_worker_holds_one_proving_job_until_it_answers_or_the_deadline_passes() {
+    let mut cfg = ProvingConfig::new(fixtures());
+    cfg.interval = Duration::ZERO;
+    cfg.deadline = Duration::from_secs(1);
+    let pool = pool(Some(cfg)).await;
+    let mut m = RawMiner::connect(&pool).await;
+    m.send("mining.subscribe", serde_json::json!(["raw/1"]))
+        .await;
+    m.send("mining.authorize", serde_json::json!(["w", "x"]))
+        .await;
+    let caps = ProverCapabilities::groth16_bn254(1 << 20, vec!["cpu".into()]);
+    for _ in 0..3 {
+        m.send("prover.subscribe", Value::Array(caps.to_params()))
+            .await;
+    }
+    let first = m.proof_jobs_within(Duration::from_millis(800)).await;
+    assert_eq!(first.len(), 1, "jobs for three subscriptions: {first:?}");
+    // Never answered: past its deadline (1 s, whole seconds) it expires and the next one comes.
+    let next = m.proof_jobs_within(Duration::from_secs(5)).await;
+    assert!(!next.is_empty(), "no job after the first one expired");
+    assert_ne!(next[0], first[0]);
+    assert_eq!(pool.stats().proof_jobs, 1 + next.len() as u64);
+}

@@ -2,6 +2,8 @@
 //! lines by hand, shares found by a small CPU brute force with `stratum::work`. Nothing
 //! sleeps to wait for an event; every wait is on a message or on the stats, with a timeout.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -445,6 +447,28 @@ async fn accepted_shares_per_job_are_bounded() {
     m.submit_rejected("alice", &first, 22).await;
     let s = wait_stats(&pool, "two accepted", |s| s.total.accepted == 2).await;
     assert_eq!(s.worker("alice").accepted, 2);
+    pool.shutdown().await;
+}
+
+/// And across a connection's jobs: once they remember the bound, the oldest job is forgotten
+/// (its shares are stale), so spreading shares over many jobs does not grow the memory either.
+#[tokio::test]
+async fn accepted_shares_per_connection_are_bounded() {
+    let mut cfg = config();
+    cfg.max_shares_per_job = 4;
+    let pool = pool(cfg).await;
+    let mut m = Miner::tcp(&pool).await;
+    let w1 = m.handshake("alice").await;
+    for en2 in 0..3 {
+        m.submit_ok("alice", &good_share(&w1, en2)).await;
+    }
+    pool.new_job();
+    let w2 = m.next_job().await;
+    for en2 in 0..3 {
+        m.submit_ok("alice", &good_share(&w2, en2)).await;
+    }
+    // Job 1 made room for job 2's shares: it is forgotten.
+    m.submit_rejected("alice", &good_share(&w1, 3), 21).await;
     pool.shutdown().await;
 }
 
@@ -991,4 +1015,23 @@ async fn bind_errors_are_typed() {
     })
     .await
     .expect("rebind");
+}
+
+/// Worker names are the miner's words: logged escaped, once per name and connection, so a
+/// name cannot forge log lines or flood the log by authorizing again and again.
+#[tokio::test]
+async fn worker_names_are_logged_escaped_and_once() {
+    let (logs, _guard) = common::Logs::capture();
+    let pool = pool(config()).await;
+    let mut m = Miner::tcp(&pool).await;
+    m.subscribe().await;
+    let forged = "w\n2026-01-01T00:00:00Z  INFO share accepted \u{1b}[2J";
+    for _ in 0..5 {
+        m.authorize(forged).await;
+    }
+    pool.shutdown().await;
+    let text = logs.text();
+    assert_eq!(text.matches("worker authorized").count(), 1, "{text}");
+    assert!(!text.contains("\n2026-01-01"), "a forged line: {text}");
+    assert!(!text.contains('\u{1b}'), "a terminal escape: {text}");
 }

@@ -563,7 +563,8 @@ async fn the_pool_drops_a_garbage_connection_and_keeps_serving() {
 async fn extended_channels_for_proxies() {
     use common_messages_sv2::{Protocol, SetupConnection};
     use mining_sv2::{
-        MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH, MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
+        CloseChannel, MESSAGE_TYPE_CLOSE_CHANNEL, MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH,
+        MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
         MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS, MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR,
         MESSAGE_TYPE_SUBMIT_SHARES_ERROR, MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED,
         MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS, OpenExtendedMiningChannel,
@@ -740,5 +741,62 @@ async fn extended_channels_for_proxies() {
     let stats = pool.stats();
     assert_eq!(stats.worker("proxy.1").accepted, 1);
     assert_eq!(stats.total.rejected_total(), 3);
+
+    // A proxy closes the channel of each downstream miner that leaves: the pool stops serving
+    // it and frees its place, however many come and go (the cap is 256 open at once).
+    let reason = "downstream gone".to_string();
+    let close = |ch: u32| CloseChannel {
+        channel_id: ch,
+        reason_code: reason.as_str().try_into().unwrap(),
+    };
+    wr.send("close", close(channel), MESSAGE_TYPE_CLOSE_CHANNEL, false)
+        .await
+        .unwrap();
+    wr.send(
+        "share",
+        submit(9, version, &[9, 9, 9, 9]),
+        MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED,
+        true,
+    )
+    .await
+    .unwrap();
+    let code = loop {
+        let mut f = timeout(T, rd.next()).await.unwrap().unwrap();
+        if f.msg_type == MESSAGE_TYPE_SUBMIT_SHARES_ERROR {
+            break f
+                .decode("error", |m: SubmitSharesError| {
+                    m.error_code.as_utf8_or_hex()
+                })
+                .unwrap();
+        }
+    };
+    assert_eq!(code, "invalid-channel-id");
+    for req in 100..400u32 {
+        wr.send(
+            "open",
+            open(4, req),
+            MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
+            false,
+        )
+        .await
+        .unwrap();
+        let ch = loop {
+            let mut f = timeout(T, rd.next()).await.unwrap().unwrap();
+            assert_ne!(
+                f.msg_type, MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR,
+                "open #{req} refused"
+            );
+            if f.msg_type == MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS {
+                break f
+                    .decode("success", |m: OpenExtendedMiningChannelSuccess| {
+                        m.channel_id
+                    })
+                    .unwrap();
+            }
+        };
+        wr.send("close", close(ch), MESSAGE_TYPE_CLOSE_CHANNEL, false)
+            .await
+            .unwrap();
+    }
     pool.shutdown().await;
 }

@@ -78,6 +78,13 @@ pub(crate) struct Issued {
     deadline: u64,
 }
 
+impl Issued {
+    /// Unix time after which the job is over (no proof for it is accepted).
+    pub(crate) fn deadline(&self) -> u64 {
+        self.deadline
+    }
+}
+
 /// The loaded offer: circuits, witnesses, and the artifact server.
 pub(crate) struct ProvingOffer {
     circuits: Vec<Circuit>,
@@ -94,7 +101,8 @@ impl Drop for ProvingOffer {
     }
 }
 
-fn now_unix() -> u64 {
+/// Seconds since the Unix epoch (job deadlines are in these).
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::job::ServerJob;
-use super::proving::ProverState;
+use super::proving::{ProverState, now_unix};
 use super::stats::RejectReason;
 use super::vardiff::Vardiff;
 use super::{Control, Shared};
@@ -41,6 +41,8 @@ pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Jobs remembered per connection for judging late shares; older ones read as stale.
 pub(super) const MAX_SENT_JOBS: usize = 64;
+/// How long closing a connection may wait for the miner to take the close message.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A peer sending nothing but garbage is cut off after this many bad lines in a row.
 const MAX_BAD_LINES: u32 = 32;
 const MAX_WORKERS_PER_CONNECTION: usize = 64;
@@ -157,6 +159,25 @@ pub(super) fn judge_share(
     Ok(achieved)
 }
 
+/// Bounds a connection's memory of accepted shares (kept to refuse duplicates) across all its
+/// jobs, not only per job: while they remember `max`, the jobs older than this share's
+/// (`keep`) are forgotten, oldest first, and shares on them are stale from then on. With the
+/// per-job bound in [`judge_share`], a connection remembers at most about 2·`max` headers
+/// however it spreads its shares over jobs (a very low difficulty, suggested again and again
+/// so that each share lands on a new job).
+pub(super) fn make_room(sent: &mut VecDeque<SentJob>, keep: &str, max: usize) {
+    let mut total: usize = sent.iter().map(|j| j.accepted.len()).sum();
+    while total >= max {
+        match sent.front() {
+            Some(j) if j.wire_id != keep => {
+                total -= j.accepted.len();
+                sent.pop_front();
+            }
+            _ => break,
+        }
+    }
+}
+
 /// Runs one connection to its end. `_permit` holds a slot of `max_connections` until then.
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -180,7 +201,9 @@ pub(super) async fn run(
     info!(%peer, "miner connected");
     let mut session = Session::new(shared, conn, peer);
     session.run().await;
-    session.conn.shutdown().await;
+    // Bounded: closing TLS or WebSocket writes a close message, which a miner that stopped
+    // reading never takes (the slot would be held forever).
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.conn.shutdown()).await;
     info!(%peer, "miner disconnected");
 }
 
@@ -310,7 +333,7 @@ impl Session {
                 Event::Control(Control::SetExtranonce) => self.on_set_extranonce().await,
                 Event::Control(Control::SetDifficulty(d)) => self.change_difficulty(d).await,
                 Event::Nothing => Ok(()),
-                Event::ProofJobDue => self.send_proof_job().await,
+                Event::ProofJobDue => self.on_proof_job_due().await,
                 Event::LoginTimeout => {
                     info!(peer = %self.peer, "closing connection that did not subscribe and authorize in time");
                     Err(Closed)
@@ -400,7 +423,9 @@ impl Session {
                         .reply_error(&id, 20, "Too many workers on one connection")
                         .await;
                 }
-                info!(peer = %self.peer, worker = %user, "worker authorized");
+                if !self.authorized.contains(&user) {
+                    info!(peer = %self.peer, worker = %escape(&user), "worker authorized");
+                }
                 self.authorized.insert(user);
                 self.reply(&id, Value::Bool(true)).await?;
                 self.start_work().await
@@ -429,7 +454,7 @@ impl Session {
                         }
                     }
                     Err((reason, detail)) => {
-                        debug!(peer = %self.peer, %worker, job = %job_id, %reason, detail, "share rejected");
+                        debug!(peer = %self.peer, worker = %escape(&worker), job = %escape(&job_id), %reason, detail, "share rejected");
                         let authorized =
                             self.authorized.contains(&worker).then_some(worker.as_str());
                         self.count_reject(authorized, reason);
@@ -615,12 +640,23 @@ impl Session {
         if !self.authorized.contains(worker) {
             return Err((R::Unauthorized, String::new()));
         }
-        let Some(index) = self.sent.iter().rposition(|j| j.wire_id == s.job_id) else {
-            return Err(if self.shared.was_issued(s.job_id) {
+        let expired = || {
+            if self.shared.was_issued(s.job_id) {
                 (R::Stale, "job expired".into())
             } else {
                 (R::UnknownJob, String::new())
-            });
+            }
+        };
+        if !self.sent.iter().any(|j| j.wire_id == s.job_id) {
+            return Err(expired());
+        }
+        make_room(
+            &mut self.sent,
+            s.job_id,
+            self.shared.config.max_shares_per_job,
+        );
+        let Some(index) = self.sent.iter().rposition(|j| j.wire_id == s.job_id) else {
+            return Err(expired());
         };
         let sent = &mut self.sent[index];
         let extranonce2 = ExtraNonce2::from_hex(s.extranonce2, sent.extranonce.extranonce2_size)
@@ -669,7 +705,11 @@ impl Session {
                     Ok(caps) => {
                         info!(peer = %self.peer, max_constraints = caps.max_constraints, "prover subscribed");
                         self.prover.caps = Some(caps);
-                        self.prover.next_at = Some(Instant::now());
+                        // One job at a time: subscribing again while holding one does not get
+                        // another (each would cost the pool a pairing check).
+                        if self.prover.issued.is_empty() {
+                            self.prover.next_at = Some(Instant::now());
+                        }
                         self.reply(&id, Value::Bool(true)).await
                     }
                     Err(e) => {
@@ -773,6 +813,41 @@ impl Session {
         });
     }
 
+    /// The timer of the proving side: the job this worker holds is past its deadline (it is
+    /// forgotten, and a proof for it is answered as a duplicate), or its next job is due.
+    async fn on_proof_job_due(&mut self) -> Flow {
+        if self.prover.issued.is_empty() {
+            return self.send_proof_job().await;
+        }
+        let now = now_unix();
+        let expired: Vec<String> = self
+            .prover
+            .issued
+            .iter()
+            .filter(|(_, i)| i.deadline() < now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.prover.issued.remove(&id);
+            info!(peer = %self.peer, job = %escape(&id), "proving job expired unanswered");
+            self.prover.remember_answered(id);
+        }
+        if self.prover.issued.is_empty() {
+            // The next one after the interval, as after an answer.
+            self.schedule_next_proof_job();
+        } else {
+            self.prover.next_at = self.expiry_timer();
+        }
+        Ok(())
+    }
+
+    /// When the earliest deadline of the jobs this worker holds has passed.
+    fn expiry_timer(&self) -> Option<Instant> {
+        let deadline = self.prover.issued.values().map(|i| i.deadline()).min()?;
+        let left = deadline.saturating_sub(now_unix()).saturating_add(1);
+        Instant::now().checked_add(Duration::from_secs(left))
+    }
+
     /// Sends the next proving job this worker can take.
     async fn send_proof_job(&mut self) -> Flow {
         self.prover.next_at = None;
@@ -785,6 +860,7 @@ impl Session {
             return Ok(());
         };
         self.prover.issued.insert(wire_id, issued);
+        self.prover.next_at = self.expiry_timer();
         self.shared.stats.send_modify(|st| st.proof_jobs += 1);
         self.send(&request_line(Value::Null, "prover.notify", job.to_params()))
             .await

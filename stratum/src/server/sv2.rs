@@ -21,16 +21,17 @@ use common_messages_sv2::{
     SetupConnectionSuccess,
 };
 use mining_sv2::{
-    ERROR_CODE_SUBMIT_SHARES_BAD_EXTRANONCE_SIZE, ERROR_CODE_SUBMIT_SHARES_DIFFICULTY_TOO_LOW,
-    ERROR_CODE_SUBMIT_SHARES_DUPLICATE_SHARE, ERROR_CODE_SUBMIT_SHARES_INVALID_CHANNEL_ID,
-    ERROR_CODE_SUBMIT_SHARES_INVALID_JOB_ID,
+    CloseChannel, ERROR_CODE_SUBMIT_SHARES_BAD_EXTRANONCE_SIZE,
+    ERROR_CODE_SUBMIT_SHARES_DIFFICULTY_TOO_LOW, ERROR_CODE_SUBMIT_SHARES_DUPLICATE_SHARE,
+    ERROR_CODE_SUBMIT_SHARES_INVALID_CHANNEL_ID, ERROR_CODE_SUBMIT_SHARES_INVALID_JOB_ID,
     ERROR_CODE_SUBMIT_SHARES_INVALID_NON_ROLLABLE_VERSION_BIT,
     ERROR_CODE_SUBMIT_SHARES_INVALID_SHARE, ERROR_CODE_SUBMIT_SHARES_STALE_SHARE,
-    MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH, MESSAGE_TYPE_NEW_EXTENDED_MINING_JOB,
-    MESSAGE_TYPE_NEW_MINING_JOB, MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
-    MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS, MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR,
-    MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL, MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL_SUCCESS,
-    MESSAGE_TYPE_SET_TARGET, MESSAGE_TYPE_SUBMIT_SHARES_ERROR, MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED,
+    MESSAGE_TYPE_CLOSE_CHANNEL, MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH,
+    MESSAGE_TYPE_NEW_EXTENDED_MINING_JOB, MESSAGE_TYPE_NEW_MINING_JOB,
+    MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL, MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS,
+    MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR, MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL,
+    MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL_SUCCESS, MESSAGE_TYPE_SET_TARGET,
+    MESSAGE_TYPE_SUBMIT_SHARES_ERROR, MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED,
     MESSAGE_TYPE_SUBMIT_SHARES_STANDARD, MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
     MESSAGE_TYPE_UPDATE_CHANNEL, NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannel,
     OpenExtendedMiningChannelSuccess, OpenMiningChannelError, OpenStandardMiningChannel,
@@ -275,6 +276,17 @@ impl Session {
                     Err(e) => Err(e),
                 }
             }
+            // Upstream "must stop sending messages for the channel"; a translator closes one
+            // per downstream miner that leaves, so channels would otherwise pile up to the cap.
+            MESSAGE_TYPE_CLOSE_CHANNEL => frame
+                .decode("CloseChannel", |m: CloseChannel| {
+                    (m.channel_id, m.reason_code.as_utf8_or_hex())
+                })
+                .map(|(ch, reason)| {
+                    if self.channels.remove(&ch).is_some() {
+                        debug!(peer = %self.peer, channel = ch, reason = %escape(&reason), "channel closed by the miner");
+                    }
+                }),
             MESSAGE_TYPE_UPDATE_CHANNEL => frame
                 .decode("UpdateChannel", |m: UpdateChannel| {
                     (m.channel_id, m.nominal_hash_rate)
@@ -636,6 +648,31 @@ impl Session {
         }
     }
 
+    /// [`super::session::make_room`] across every channel of the connection: while they
+    /// remember `max_shares_per_job` accepted shares, the oldest job held (job ids grow) other
+    /// than the share's own (`keep` on `channel`) is forgotten.
+    fn make_room(&mut self, channel: u32, keep: &str) {
+        let max = self.shared.config.max_shares_per_job;
+        let remembered = |c: &Channel| c.sent.iter().map(|j| j.accepted.len()).sum::<usize>();
+        let mut total: usize = self.channels.values().map(remembered).sum();
+        while total >= max {
+            let oldest = self
+                .channels
+                .iter()
+                .filter_map(|(id, c)| c.sent.front().map(|j| (*id, j)))
+                .filter(|(id, j)| !(*id == channel && j.wire_id == keep))
+                .min_by_key(|(_, j)| j.wire_id.parse::<u64>().unwrap_or(u64::MAX))
+                .map(|(id, _)| id);
+            let forgotten = oldest
+                .and_then(|id| self.channels.get_mut(&id))
+                .and_then(|c| c.sent.pop_front());
+            match forgotten {
+                Some(j) => total -= j.accepted.len(),
+                None => break,
+            }
+        }
+    }
+
     /// Finds the share's job and turns the V2 fields into a [`Share`] for [`judge_share`];
     /// on success, the difficulty it was assigned.
     fn judge(
@@ -657,6 +694,16 @@ impl Session {
             ));
         };
         let wire = job_id.to_string();
+        if ch.sent.iter().any(|j| j.wire_id == wire) {
+            self.make_room(channel_id, &wire);
+        }
+        let Some(ch) = self.channels.get_mut(&channel_id) else {
+            return Err((
+                R::UnknownJob,
+                "no such channel".into(),
+                ERROR_CODE_SUBMIT_SHARES_INVALID_CHANNEL_ID,
+            ));
+        };
         let Some(sent) = ch.sent.iter_mut().rev().find(|j| j.wire_id == wire) else {
             return Err(if job_id < self.next_job {
                 (

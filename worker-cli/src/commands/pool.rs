@@ -106,6 +106,8 @@ pub fn run(args: PoolArgs, file: &FileConfig) -> Result<()> {
         handle.shutdown().await;
         println!("{}", stats_line(&stats));
         for (name, w) in &stats.workers {
+            // Names are the miners' words: escaped, so none can rewrite the terminal.
+            let name = stratum::untrusted::escape(name);
             println!(
                 "  worker {name}: accepted {} rejected {} best difficulty {:.4}",
                 w.accepted,
