@@ -166,19 +166,9 @@ async fn fetch_inner(
     stall: Duration,
     sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
 ) -> Result<u64, HttpError> {
-    let io = |source| HttpError::Io {
-        url: name.to_string(),
-        source,
-    };
     // Connect and the TLS handshake are waits on the network too: a SYN that is never
     // answered, or a server that accepts and says nothing, is a stall like any other.
-    let tcp = within(
-        Some(stall),
-        name,
-        TcpStream::connect((url.host.as_str(), url.port)),
-    )
-    .await?
-    .map_err(io)?;
+    let tcp = connect_within(url, name, stall).await?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Stream> = if url.tls {
         let tls_err = |reason: String| HttpError::Tls {
@@ -197,6 +187,41 @@ async fn fetch_inner(
         Box::new(tcp)
     };
     exchange(stream, url, name, limit, Some(stall), sink).await
+}
+
+/// A connection to `url`'s host, each of its addresses given `stall` in turn (an unreachable
+/// IPv6 address must not use up the time of the IPv4 one after it), the name lookup too.
+async fn connect_within(
+    url: &HttpUrl,
+    name: &str,
+    stall: Duration,
+) -> Result<TcpStream, HttpError> {
+    let io = |source| HttpError::Io {
+        url: name.to_string(),
+        source,
+    };
+    let addrs: Vec<std::net::SocketAddr> = within(
+        Some(stall),
+        name,
+        tokio::net::lookup_host((url.host.as_str(), url.port)),
+    )
+    .await?
+    .map_err(io)?
+    .collect();
+    let mut last = None;
+    for addr in addrs {
+        match within(Some(stall), name, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => return Ok(tcp),
+            Ok(Err(e)) => last = Some(io(e)),
+            Err(stalled) => last = Some(stalled),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} has no address", url.host),
+        ))
+    }))
 }
 
 /// [`fetch`]'s HTTP exchange over a stream the caller already opened (no connect, no TLS, no
@@ -469,7 +494,18 @@ async fn answer(sock: TcpStream, store: &ArtifactStore) -> std::io::Result<()> {
     );
     sock.write_all(head.as_bytes()).await?;
     if method == "GET" {
-        tokio::io::copy(&mut file, &mut sock).await?;
+        // A reader that takes nothing for STALL_TIMEOUT gives its slot up: 64 slow readers
+        // must not hold every download slot for the whole-request bound.
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            tokio::time::timeout(STALL_TIMEOUT, sock.write_all(&buf[..n]))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        }
     }
     sock.flush().await?;
     sock.shutdown().await

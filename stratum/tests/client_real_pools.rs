@@ -23,6 +23,12 @@ async fn a_new_version_mask_applies_to_the_running_job_at_once() {
         (w.job.job_id.as_str(), w.version_mask),
         ("j1", Some(0x1fffe000))
     );
+    let (difficulty, extranonce) = (w.difficulty, w.extranonce.clone());
+    // A new difficulty and extranonce are for the next job; the mask is for this one too.
+    pool.send(r#"{"id":null,"method":"mining.set_difficulty","params":[64]}"#)
+        .await;
+    pool.send(r#"{"id":null,"method":"mining.set_extranonce","params":["bbcc", 2]}"#)
+        .await;
     // Narrowed: no new notify comes, the running job goes out again under the new mask, and
     // what the old one found is dropped (it may roll bits the pool took back).
     pool.send(r#"{"id":null,"method":"mining.set_version_mask","params":["00006000"]}"#)
@@ -36,6 +42,8 @@ async fn a_new_version_mask_applies_to_the_running_job_at_once() {
         w.job.clean_jobs,
         "shares on bits taken back must not be sent"
     );
+    assert_eq!(w.difficulty.get(), difficulty.get());
+    assert_eq!(w.extranonce.extranonce1, extranonce.extranonce1);
     // Widened: the same, but what was found stays good.
     pool.send(r#"{"id":null,"method":"mining.set_version_mask","params":["1fffe000"]}"#)
         .await;
@@ -124,18 +132,20 @@ async fn a_pool_that_hangs_up_on_optional_requests_gets_a_plain_handshake() {
     for hang_up_on in ["mining.configure", "mining.extranonce.subscribe"] {
         let (l, port) = listener().await;
         let (client, mut ev, task) = Client::spawn(config(&[port]));
-        let mut pool = PoolSide::accept(&l).await;
-        loop {
-            let v = pool.recv().await;
-            if v["method"] == hang_up_on {
-                break;
-            }
-            if v["method"] == "mining.subscribe" {
-                pool.send(&ok_line(&v, json!([[["mining.notify", "s"]], "aa", 4])))
-                    .await;
+        // Once could be a restart; twice in a row is the pool's habit.
+        for _ in 0..2 {
+            let mut pool = PoolSide::accept(&l).await;
+            loop {
+                let v = pool.recv().await;
+                if v["method"] == hang_up_on {
+                    break;
+                }
+                if v["method"] == "mining.subscribe" {
+                    pool.send(&ok_line(&v, json!([[["mining.notify", "s"]], "aa", 4])))
+                        .await;
+                }
             }
         }
-        drop(pool);
         // Next time: neither optional request, and the pool works.
         let mut pool = PoolSide::accept(&l).await;
         let mut methods = Vec::new();
@@ -222,6 +232,33 @@ async fn responses_with_ids_echoed_as_text_are_matched() {
         .await;
     let a = timeout(T, answer).await.unwrap().unwrap();
     assert_eq!(a.result, SubmitResult::Accepted);
+    client.shutdown();
+    timeout(T, task).await.unwrap().unwrap();
+}
+
+/// One hang-up mid-handshake (a restart, a load balancer) costs nothing: the next handshake
+/// still asks for version rolling.
+#[tokio::test]
+async fn a_single_hang_up_keeps_the_full_handshake() {
+    let (l, port) = listener().await;
+    let (client, mut ev, task) = Client::spawn(config(&[port]));
+    let mut pool = PoolSide::accept(&l).await;
+    pool.recv_method("mining.configure").await;
+    drop(pool);
+    let mut pool = PoolSide::accept(&l).await;
+    let hs = pool
+        .handshake_with(
+            "aa",
+            4,
+            Some((
+                json!({"version-rolling": true, "version-rolling.mask": "1fffe000"}),
+                Value::Null,
+            )),
+        )
+        .await;
+    assert_eq!(hs.configure[0], json!(["version-rolling"]));
+    pool.notify("j1", true).await;
+    assert_eq!(next_work(&mut ev).await.version_mask, Some(0x1fffe000));
     client.shutdown();
     timeout(T, task).await.unwrap().unwrap();
 }

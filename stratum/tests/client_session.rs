@@ -327,7 +327,7 @@ async fn refused_authorization_backs_off_and_retries() {
 }
 
 #[tokio::test]
-async fn set_extranonce_and_version_mask_apply_to_the_next_job() {
+async fn set_extranonce_applies_to_the_next_job_and_the_version_mask_at_once() {
     let (l, port) = listener().await;
     let (client, mut ev, task) = Client::spawn(config(&[port]));
     let mut pool = PoolSide::accept(&l).await;
@@ -339,6 +339,11 @@ async fn set_extranonce_and_version_mask_apply_to_the_next_job() {
         .await;
     pool.send(r#"{"id":null,"method":"mining.set_version_mask","params":["00ffe000"]}"#)
         .await;
+    // The mask holds at once (BIP310): j1 again under it, still on its own extranonce.
+    let again = next_work(&mut ev).await;
+    assert_eq!(again.job.job_id, "j1");
+    assert_eq!(again.version_mask, Some(0x00ffe000));
+    assert_eq!(again.extranonce.extranonce1, vec![0xaa]);
     pool.notify("j2", true).await;
     let w2 = next_work(&mut ev).await;
     assert_eq!(

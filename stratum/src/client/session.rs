@@ -139,8 +139,9 @@ pub(super) struct Session {
     ignored: u64,
     /// Whether the pool has sent any work (a mining job or a proving job) this session.
     pub(super) work_sent: bool,
-    /// The job the devices work on, to re-issue when the version mask changes under it.
-    current_job: Option<Job>,
+    /// The work the devices have, to re-issue when the version mask changes under it (with
+    /// its own difficulty and extranonce: newer ones apply from the next job).
+    current_work: Option<Arc<Work>>,
 }
 
 impl Session {
@@ -168,7 +169,7 @@ impl Session {
             understood: 0,
             ignored: 0,
             work_sent: false,
-            current_job: None,
+            current_work: None,
         }
     }
 
@@ -466,7 +467,6 @@ impl Session {
         else {
             return;
         };
-        self.current_job = Some(job.clone());
         let work = Work {
             target: Target::from_difficulty(self.difficulty),
             difficulty: self.difficulty,
@@ -477,8 +477,13 @@ impl Session {
             epoch: self.epoch,
             job,
         };
+        self.send_work(Arc::new(work), events);
+    }
+
+    fn send_work(&mut self, work: Arc<Work>, events: &mpsc::UnboundedSender<ClientEvent>) {
         self.work_sent = true;
-        let _ = events.send(ClientEvent::Work(Arc::new(work)));
+        self.current_work = Some(work.clone());
+        let _ = events.send(ClientEvent::Work(work));
     }
 
     /// Handles one line; `Ok(Some(end))` ends the session, `Err` is a fatal error.
@@ -749,10 +754,12 @@ impl Session {
                     // would be rejected, so those already found are dropped too.
                     if mask != old
                         && self.ready()
-                        && let Some(mut job) = self.current_job.clone()
+                        && let Some(current) = &self.current_work
                     {
-                        job.clean_jobs = old & !mask != 0;
-                        self.emit_job(job, events);
+                        let mut work = Work::clone(current);
+                        work.version_mask = Some(mask).filter(|m| *m != 0);
+                        work.job.clean_jobs = old & !mask != 0;
+                        self.send_work(Arc::new(work), events);
                     }
                 } else if self.configure_pending() {
                     // Some pools send the mask before their answer to mining.configure; it

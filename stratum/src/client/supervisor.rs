@@ -6,7 +6,7 @@
 //! Everything that can stall is bounded: the connect, each handshake answer, each write, the
 //! pool's silence (keepalive, unless off), a reconnect wait, and the goodbye to a pool.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -47,6 +47,10 @@ pub(super) struct QueuedShare {
     pub(super) reply: oneshot::Sender<SubmitOutcome>,
 }
 
+/// Handshakes in a row a pool hangs up on before it gets one without the optional requests
+/// (one could be a restart or a load balancer; two in a row is the pool's habit).
+const PLAIN_AFTER_DROPS: u32 = 2;
+
 pub(super) struct Supervisor {
     /// Settings only: the pool list lives in `failover`.
     pub(super) cfg: ClientConfig,
@@ -58,10 +62,11 @@ pub(super) struct Supervisor {
     last_identity: Option<(usize, Vec<u8>)>,
     /// Subscription id to offer when reconnecting to the same pool.
     last_session_id: Option<(usize, String)>,
-    /// Pools sent the handshake without its optional requests (`mining.configure`,
-    /// `mining.extranonce.subscribe`): they closed the connection on them (old ckpool closes
-    /// on anything before subscribe; NiceHash warns some pools close on extranonce.subscribe).
-    plain_handshake: HashSet<usize>,
+    /// Per pool, how many handshakes in a row it hung up on while they carried the optional
+    /// requests (`mining.configure`, `mining.extranonce.subscribe`). From
+    /// [`PLAIN_AFTER_DROPS`] on it gets the handshake without them: old ckpool closes on
+    /// anything before subscribe, and NiceHash warns some pools close on extranonce.subscribe.
+    handshake_drops: HashMap<usize, u32>,
     pub(super) waiting: VecDeque<QueuedShare>,
     pub(super) shutting_down: bool,
     /// The rig's hashrate as last reported (H/s), for Stratum V2 channels.
@@ -86,7 +91,7 @@ impl Supervisor {
             epoch: 0,
             last_identity: None,
             last_session_id: None,
-            plain_handshake: HashSet::new(),
+            handshake_drops: HashMap::new(),
             waiting: VecDeque::new(),
             shutting_down: false,
             nominal_hashrate: 0.0,
@@ -248,7 +253,7 @@ impl Supervisor {
         {
             self.last_session_id = None;
         }
-        self.plain_handshake.retain(|p| r.kept(*p));
+        self.handshake_drops.retain(|p, _| r.kept(*p));
         info!(pools = n, keep_session = !r.restart, "pool list replaced");
         Some(r)
     }
@@ -298,7 +303,10 @@ impl Supervisor {
             .as_ref()
             .filter(|(p, _)| *p == pool)
             .map(|(_, id)| id.clone());
-        let plain = self.plain_handshake.contains(&pool);
+        let plain = self
+            .handshake_drops
+            .get(&pool)
+            .is_some_and(|d| *d >= PLAIN_AFTER_DROPS);
         let offered_resume = resume_id.is_some();
         if let Err(e) = s.send_handshake(resume_id, plain).await {
             return (failed(e), false);
@@ -483,6 +491,8 @@ impl Supervisor {
         }
         if established.is_none() {
             self.after_unfinished_handshake(&s, plain, offered_resume, closed_in_handshake);
+        } else if !plain {
+            self.handshake_drops.remove(&pool);
         }
         let healthy = established.is_some_and(|t| {
             session_was_healthy(s.work_sent, last_rx.saturating_duration_since(t))
@@ -499,23 +509,29 @@ impl Supervisor {
         closed: bool,
     ) {
         let pool = s.pool;
-        // A pool that forgot (or refuses) the session id we offered would refuse it again.
+        // A pool that forgot (or refuses) the session id we offered would refuse it again;
+        // it may also be why the pool hung up, so that drop is not held against the rest.
         if offered_resume && s.subscription().is_none() {
             self.last_session_id = None;
+            return;
         }
         if !closed {
             return;
         }
-        if s.sent_optional_requests(plain) {
-            warn!(
-                pool,
-                "the pool closed the connection during the handshake: trying it without \
-                 mining.configure and mining.extranonce.subscribe (no version rolling)"
-            );
-            self.plain_handshake.insert(pool);
-        } else if plain {
+        if plain {
             // Without them it hangs up too: they were not the reason.
-            self.plain_handshake.remove(&pool);
+            self.handshake_drops.remove(&pool);
+        } else if s.sent_optional_requests(plain) {
+            let drops = self.handshake_drops.entry(pool).or_insert(0);
+            *drops += 1;
+            if *drops == PLAIN_AFTER_DROPS {
+                warn!(
+                    pool,
+                    drops = *drops,
+                    "the pool keeps closing the connection during the handshake: trying it \
+                     without mining.configure and mining.extranonce.subscribe (no version rolling)"
+                );
+            }
         }
     }
 

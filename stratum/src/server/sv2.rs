@@ -649,19 +649,24 @@ impl Session {
     }
 
     /// [`super::session::make_room`] across every channel of the connection: while they
-    /// remember `max_shares_per_job` accepted shares, the oldest job held (job ids grow) other
-    /// than the share's own (`keep` on `channel`) is forgotten.
-    fn make_room(&mut self, channel: u32, keep: &str) {
+    /// remember `max_shares_per_job` accepted shares, the oldest job held that is older than
+    /// the share's (`keep`; job ids grow) is forgotten, never a channel's newest job.
+    fn make_room(&mut self, keep: &str) {
         let max = self.shared.config.max_shares_per_job;
+        let Ok(keep) = keep.parse::<u64>() else {
+            return;
+        };
+        let id_of = |j: &SentJob| j.wire_id.parse::<u64>().unwrap_or(u64::MAX);
         let remembered = |c: &Channel| c.sent.iter().map(|j| j.accepted.len()).sum::<usize>();
         let mut total: usize = self.channels.values().map(remembered).sum();
         while total >= max {
             let oldest = self
                 .channels
                 .iter()
-                .filter_map(|(id, c)| c.sent.front().map(|j| (*id, j)))
-                .filter(|(id, j)| !(*id == channel && j.wire_id == keep))
-                .min_by_key(|(_, j)| j.wire_id.parse::<u64>().unwrap_or(u64::MAX))
+                .filter(|(_, c)| c.sent.len() > 1)
+                .filter_map(|(id, c)| c.sent.front().map(|j| (*id, id_of(j))))
+                .filter(|(_, job)| *job < keep)
+                .min_by_key(|(_, job)| *job)
                 .map(|(id, _)| id);
             let forgotten = oldest
                 .and_then(|id| self.channels.get_mut(&id))
@@ -695,7 +700,7 @@ impl Session {
         };
         let wire = job_id.to_string();
         if ch.sent.iter().any(|j| j.wire_id == wire) {
-            self.make_room(channel_id, &wire);
+            self.make_room(&wire);
         }
         let Some(ch) = self.channels.get_mut(&channel_id) else {
             return Err((

@@ -1,7 +1,9 @@
 //! The API's accept loop: HTTP/1 connections served by hyper with bounds that `axum::serve`
 //! does not set. A client that connects and never finishes a request head (a stuck script, a
-//! slowloris) is closed after [`HEADER_READ_TIMEOUT`], and at most [`MAX_CONNECTIONS`] are
-//! served at once. Without them, idle connections pile up until the process runs out of file
+//! slowloris) is closed after [`HEADER_READ_TIMEOUT`]; every connection is closed after
+//! [`CONNECTION_TIME`] (once its request in hand is answered, or [`CLOSE_GRACE`] later), so
+//! one that trickles a body or never reads its answer cannot keep its slot; and at most
+//! [`MAX_CONNECTIONS`] are served at once. Without them, idle connections pile up until the process runs out of file
 //! descriptors, and then the pool connection and the device threads fail with it: the API
 //! must never be able to take the rig down.
 
@@ -21,6 +23,11 @@ use tracing::{debug, warn};
 /// starts waiting for one (so an idle keep-alive connection is also closed after it). A
 /// browser or Prometheus sends its head at once and opens a new connection when needed.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one connection is served; then it is closed after the request in hand (a browser
+/// or scraper simply opens a new one).
+pub const CONNECTION_TIME: Duration = Duration::from_secs(60);
+/// How long the request in hand may still take once a connection is past its time.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// Connections served at once; further ones wait in the listen queue until one closes. The
 /// dashboard takes one or two per open browser tab, a scraper one.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -29,6 +36,8 @@ pub const MAX_CONNECTIONS: usize = 64;
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub header_read_timeout: Duration,
+    pub connection_time: Duration,
+    pub close_grace: Duration,
     pub max_connections: usize,
 }
 
@@ -36,6 +45,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_read_timeout: HEADER_READ_TIMEOUT,
+            connection_time: CONNECTION_TIME,
+            close_grace: CLOSE_GRACE,
             max_connections: MAX_CONNECTIONS,
         }
     }
@@ -72,10 +83,22 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, open: Arc
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                () = tokio::time::sleep(limits.connection_time) => None,
+            };
+            let ended = match ended {
+                Some(r) => r,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    tokio::time::timeout(limits.close_grace, conn.as_mut())
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            if let Err(e) = ended {
                 debug!(error = %e, "HTTP API connection ended");
             }
             open.fetch_sub(1, Ordering::Relaxed);
@@ -118,6 +141,7 @@ mod tests {
         let limits = Limits {
             header_read_timeout: Duration::from_millis(300),
             max_connections: 8,
+            ..Limits::default()
         };
         let (addr, _) = server(limits).await;
         // Nothing at all, and half a request head.
@@ -132,10 +156,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_that_trickles_a_body_is_closed_in_time() {
+        let limits = Limits {
+            connection_time: Duration::from_millis(500),
+            close_grace: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let (addr, open) = server(limits).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            .await
+            .unwrap();
+        // A byte every 100 ms, for as long as the server takes them (PATIENCE at most).
+        let trickle = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if s.write_all(b"x").await.is_err() {
+                    break;
+                }
+                if open.load(Ordering::Relaxed) == 0 {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(PATIENCE, trickle)
+            .await
+            .expect("a trickling connection was served for as long as it liked");
+    }
+
+    #[tokio::test]
     async fn connections_are_capped_and_idle_ones_make_room() {
         let limits = Limits {
             header_read_timeout: Duration::from_millis(300),
             max_connections: 4,
+            ..Limits::default()
         };
         let (addr, open) = server(limits).await;
         let mut idle = Vec::new();

@@ -848,10 +848,11 @@ impl<'a, B> Scalars<'a, B> {
 /// A proof's witness on the device ([`SharedScalars`]' copy), for every MSM of the device's
 /// state that takes it; freed with the proof's `SharedScalars`.
 struct StagedScalars<D: GpuDevice> {
+    // Fields drop in order: the buffer before the device it lives on.
+    buf: D::Buffer,
     state: Arc<Mutex<State<D::Buffer>>>,
     /// Keeps the device (and its context) alive as long as the buffer.
     _dev: Arc<D>,
-    buf: D::Buffer,
 }
 
 /// Bases resident on the device, with the host copy the CPU fallback prepares on demand.
