@@ -33,6 +33,7 @@ mod stats;
 mod sv2;
 mod vardiff;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,7 +138,9 @@ pub struct ServerConfig {
     pub clean_every: u32,
     /// scriptPubKey the coinbase pays.
     pub payout_script: Vec<u8>,
-    /// Bytes of extranonce1 per connection (1..=16); unique per connection.
+    /// Bytes of extranonce1 per connection (1..=16); unique per connection: a value held by
+    /// a live connection, V2 channel, or a job sent with it is not handed out again, and when
+    /// every value is held a new connection (or channel) is refused.
     pub extranonce1_size: usize,
     /// Bytes of extranonce2 the miner rolls (1..=8).
     pub extranonce2_size: usize,
@@ -282,6 +285,29 @@ enum Control {
 }
 
 /// State every session and the handle share.
+/// An extranonce1 in use. The value is not handed out again while a lease on it lives: the
+/// connection or channel holds one, and so does every job sent with it (shares on that job
+/// are still judged under it).
+pub(crate) struct Extranonce1Lease {
+    value: Vec<u8>,
+    in_use: Arc<Mutex<HashSet<Vec<u8>>>>,
+}
+
+impl Extranonce1Lease {
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.value
+    }
+}
+
+impl Drop for Extranonce1Lease {
+    fn drop(&mut self) {
+        self.in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.value);
+    }
+}
+
 struct Shared {
     config: ServerConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -295,6 +321,8 @@ struct Shared {
     next_extranonce1: AtomicU64,
     /// Fills extranonce1 bytes beyond the 8 a counter covers.
     extranonce1_prefix: Vec<u8>,
+    /// The extranonce1 values leased out ([`Extranonce1Lease`]).
+    extranonce1_in_use: Arc<Mutex<HashSet<Vec<u8>>>>,
     stats: watch::Sender<ServerStats>,
     control: broadcast::Sender<Control>,
     shutdown: watch::Sender<bool>,
@@ -315,15 +343,35 @@ impl Shared {
             && !id.starts_with('+')
     }
 
-    fn extranonce1(&self) -> Vec<u8> {
-        let n = self
-            .next_extranonce1
-            .fetch_add(1, Ordering::Relaxed)
-            .to_be_bytes();
+    /// The next extranonce1 no connection or channel holds, leased until every holder of the
+    /// lease is gone; None when every value of `extranonce1_size` is held. A counter alone
+    /// wraps onto live values at small sizes (256 at one byte), and two connections with
+    /// one extranonce1 would be credited twice for the same share.
+    fn extranonce1(&self) -> Option<Arc<Extranonce1Lease>> {
         let size = self.config.extranonce1_size;
-        let mut e = self.extranonce1_prefix.clone();
-        e.extend_from_slice(&n[8 - size.min(8)..]);
-        e
+        let space = 1u128 << (8 * size.min(8));
+        let mut in_use = self
+            .extranonce1_in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if in_use.len() as u128 >= space {
+            return None;
+        }
+        // The counter walks the whole space, so a free value comes within `in_use.len() + 1`.
+        loop {
+            let n = self
+                .next_extranonce1
+                .fetch_add(1, Ordering::Relaxed)
+                .to_be_bytes();
+            let mut e = self.extranonce1_prefix.clone();
+            e.extend_from_slice(&n[8 - size.min(8)..]);
+            if in_use.insert(e.clone()) {
+                return Some(Arc::new(Extranonce1Lease {
+                    value: e,
+                    in_use: self.extranonce1_in_use.clone(),
+                }));
+            }
+        }
     }
 
     /// Makes a job and publishes it while still holding the maker, so jobs reach sessions in
@@ -405,6 +453,7 @@ impl Server {
             // A random start so a restarted pool does not hand out the same extranonce1s.
             next_extranonce1: AtomicU64::new(rng.random()),
             extranonce1_prefix: prefix,
+            extranonce1_in_use: Arc::default(),
             stats: watch::Sender::new(ServerStats {
                 jobs: 1,
                 blocks: 1,
@@ -777,11 +826,34 @@ mod tests {
                 ..Default::default()
             };
             let s = Server::bind(config).await.unwrap();
-            let a = s.shared.extranonce1();
-            let b = s.shared.extranonce1();
-            assert_eq!((a.len(), b.len()), (size, size));
-            assert_ne!(a, b);
+            let a = s.shared.extranonce1().unwrap();
+            let b = s.shared.extranonce1().unwrap();
+            assert_eq!((a.value().len(), b.value().len()), (size, size));
+            assert_ne!(a.value(), b.value());
         }
+    }
+
+    /// At one byte the counter wraps after 256: values still held are skipped, and when all
+    /// are held there is none to give.
+    #[tokio::test]
+    async fn extranonce1_values_held_are_not_handed_out_again() {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            extranonce1_size: 1,
+            ..Default::default()
+        };
+        let s = Server::bind(config).await.unwrap();
+        let mut held: Vec<_> = (0..256).map(|_| s.shared.extranonce1().unwrap()).collect();
+        let values: HashSet<Vec<u8>> = held.iter().map(|l| l.value().to_vec()).collect();
+        assert_eq!(values.len(), 256);
+        assert!(s.shared.extranonce1().is_none(), "all 256 are held");
+        // One is let go (with every job that held it): that one, and only that one, is free.
+        let freed = held.swap_remove(100).value().to_vec();
+        let again = s.shared.extranonce1().unwrap();
+        assert_eq!(again.value(), freed.as_slice());
+        assert!(s.shared.extranonce1().is_none());
+        drop(held);
+        assert!(s.shared.extranonce1().is_some());
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use super::job::ServerJob;
 use super::proving::{ProverState, now_unix};
 use super::stats::RejectReason;
 use super::vardiff::Vardiff;
-use super::{Control, Shared};
+use super::{Control, Extranonce1Lease, Shared};
 use crate::connection::{Connection, ConnectionError};
 use crate::message::{
     Incoming, MinerRequest, ProtocolError, error_value, request_line, response_line,
@@ -86,6 +86,9 @@ pub(super) struct SentJob {
     pub(super) difficulty: Difficulty,
     /// Headers accepted for this job, for duplicate detection; forgotten with the job.
     pub(super) accepted: HashSet<Hash256>,
+    /// Keeps the job's extranonce1 from being handed to another connection while shares on
+    /// the job can still come.
+    pub(super) _extranonce1: Arc<Extranonce1Lease>,
 }
 
 /// The checks every share gets whichever protocol brought it, once its job is found and its
@@ -198,8 +201,11 @@ pub(super) async fn run(
             return;
         }
     };
+    let Some(mut session) = Session::new(shared, conn, peer) else {
+        warn!(%peer, "connection refused: every extranonce1 value is in use (raise extranonce1_size)");
+        return;
+    };
     info!(%peer, "miner connected");
-    let mut session = Session::new(shared, conn, peer);
     session.run().await;
     // Bounded: closing TLS or WebSocket writes a close message, which a miner that stopped
     // reading never takes (the slot would be held forever).
@@ -251,6 +257,8 @@ struct Session {
     shutdown_rx: watch::Receiver<bool>,
     session_id: String,
     extranonce: Extranonce,
+    /// The lease on `extranonce`'s extranonce1.
+    extranonce1: Arc<Extranonce1Lease>,
     subscribed: bool,
     extranonce_subscribed: bool,
     authorized: HashSet<String>,
@@ -270,12 +278,14 @@ struct Session {
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, conn: Connection, peer: SocketAddr) -> Self {
-        let extranonce1 = shared.extranonce1();
+    /// None when no extranonce1 is free for it.
+    fn new(shared: Arc<Shared>, conn: Connection, peer: SocketAddr) -> Option<Self> {
+        let lease = shared.extranonce1()?;
+        let extranonce1 = lease.value().to_vec();
         let config = &shared.config;
         // A valid difficulty was checked at bind.
         let difficulty = Difficulty::new(config.difficulty).unwrap_or(Difficulty::ONE);
-        Session {
+        Some(Session {
             jobs_rx: shared.jobs.subscribe(),
             control_rx: shared.control.subscribe(),
             shutdown_rx: shared.shutdown.subscribe(),
@@ -284,6 +294,7 @@ impl Session {
                 extranonce1,
                 extranonce2_size: config.extranonce2_size,
             },
+            extranonce1: lease,
             subscribed: false,
             extranonce_subscribed: false,
             authorized: HashSet::new(),
@@ -302,7 +313,7 @@ impl Session {
             conn,
             peer,
             shared,
-        }
+        })
     }
 
     async fn run(&mut self) {
@@ -582,7 +593,12 @@ impl Session {
         if !self.extranonce_subscribed {
             return Ok(());
         }
-        self.extranonce.extranonce1 = self.shared.extranonce1();
+        let Some(lease) = self.shared.extranonce1() else {
+            warn!(peer = %self.peer, "no extranonce1 left to change to: keeping this one");
+            return Ok(());
+        };
+        self.extranonce.extranonce1 = lease.value().to_vec();
+        self.extranonce1 = lease;
         let params = vec![
             hex::encode(&self.extranonce.extranonce1).into(),
             self.extranonce.extranonce2_size.into(),
@@ -624,6 +640,7 @@ impl Session {
             extranonce: self.extranonce.clone(),
             difficulty: self.difficulty,
             accepted: HashSet::new(),
+            _extranonce1: self.extranonce1.clone(),
         });
         if self.sent.len() > MAX_SENT_JOBS {
             self.sent.pop_front();

@@ -50,7 +50,7 @@ use super::session::{
 };
 use super::stats::RejectReason;
 use super::vardiff::Vardiff;
-use super::{Control, Shared};
+use super::{Control, Extranonce1Lease, Shared};
 use crate::sv2::{Frame, FrameReader, FrameWriter, Sv2Error, responder_handshake};
 use crate::timers::sleep_until_or_never;
 use crate::untrusted::escape;
@@ -74,6 +74,8 @@ struct Channel {
     kind: Kind,
     user: String,
     extranonce: Extranonce,
+    /// The lease on `extranonce`'s extranonce1.
+    extranonce1: Arc<Extranonce1Lease>,
     sent: VecDeque<SentJob>,
 }
 
@@ -373,7 +375,10 @@ impl Session {
         min_extranonce: Option<u16>,
     ) -> Flow {
         let en2_size = self.shared.config.extranonce2_size;
-        let refuse = if self.channels.len() >= MAX_CHANNELS {
+        let lease = (self.channels.len() < MAX_CHANNELS)
+            .then(|| self.shared.extranonce1())
+            .flatten();
+        let refuse = if lease.is_none() {
             Some("channel-capacity-exhausted")
         } else if min_extranonce.is_some_and(|m| usize::from(m) > en2_size) {
             Some("min-extranonce-size-too-large")
@@ -382,7 +387,8 @@ impl Session {
         } else {
             None
         };
-        if let Some(code) = refuse {
+        let (Some(lease), None) = (lease, refuse) else {
+            let code = refuse.unwrap_or("channel-capacity-exhausted");
             info!(peer = %self.peer, code, "refusing a mining channel");
             let code = code.to_string();
             let msg = OpenMiningChannelError {
@@ -397,11 +403,11 @@ impl Session {
                     false,
                 )
                 .await;
-        }
+        };
         let id = self.next_channel;
         self.next_channel = self.next_channel.wrapping_add(1);
         let extranonce = Extranonce {
-            extranonce1: self.shared.extranonce1(),
+            extranonce1: lease.value().to_vec(),
             extranonce2_size: en2_size,
         };
         let target = self.difficulty.target().to_le_bytes();
@@ -453,6 +459,7 @@ impl Session {
                 },
                 user,
                 extranonce,
+                extranonce1: lease,
                 sent: VecDeque::new(),
             },
         );
@@ -501,6 +508,7 @@ impl Session {
             extranonce: ch.extranonce.clone(),
             difficulty: self.difficulty,
             accepted: HashSet::new(),
+            _extranonce1: ch.extranonce1.clone(),
         });
         if ch.sent.len() > MAX_SENT_JOBS {
             ch.sent.pop_front();
