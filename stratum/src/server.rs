@@ -284,7 +284,6 @@ enum Control {
     SetDifficulty(Difficulty),
 }
 
-/// State every session and the handle share.
 /// An extranonce1 in use. The value is not handed out again while a lease on it lives: the
 /// connection or channel holds one, and so does every job sent with it (shares on that job
 /// are still judged under it).
@@ -308,6 +307,7 @@ impl Drop for Extranonce1Lease {
     }
 }
 
+/// State every session and the handle share.
 struct Shared {
     config: ServerConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,

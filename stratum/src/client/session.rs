@@ -212,9 +212,9 @@ impl Session {
         self.early_mask = None;
     }
 
-    /// Whether this handshake sent requests a pool may close the connection on.
-    pub(super) fn sent_optional_requests(&self, plain: bool) -> bool {
-        !plain && (self.cfg.version_rolling.is_some() || self.cfg.extranonce_subscribe)
+    /// Whether a full handshake sends requests a pool may close the connection on.
+    pub(super) fn has_optional_requests(&self) -> bool {
+        self.cfg.version_rolling.is_some() || self.cfg.extranonce_subscribe
     }
 
     pub(super) fn has_pending_submits(&self) -> bool {

@@ -521,7 +521,7 @@ impl Supervisor {
         if plain {
             // Without them it hangs up too: they were not the reason.
             self.handshake_drops.remove(&pool);
-        } else if s.sent_optional_requests(plain) {
+        } else if s.has_optional_requests() {
             let drops = self.handshake_drops.entry(pool).or_insert(0);
             *drops += 1;
             if *drops == PLAIN_AFTER_DROPS {

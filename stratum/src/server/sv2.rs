@@ -375,10 +375,7 @@ impl Session {
         min_extranonce: Option<u16>,
     ) -> Flow {
         let en2_size = self.shared.config.extranonce2_size;
-        let lease = (self.channels.len() < MAX_CHANNELS)
-            .then(|| self.shared.extranonce1())
-            .flatten();
-        let refuse = if lease.is_none() {
+        let refuse = if self.channels.len() >= MAX_CHANNELS {
             Some("channel-capacity-exhausted")
         } else if min_extranonce.is_some_and(|m| usize::from(m) > en2_size) {
             Some("min-extranonce-size-too-large")
@@ -387,22 +384,32 @@ impl Session {
         } else {
             None
         };
-        let (Some(lease), None) = (lease, refuse) else {
-            let code = refuse.unwrap_or("channel-capacity-exhausted");
-            info!(peer = %self.peer, code, "refusing a mining channel");
-            let code = code.to_string();
-            let msg = OpenMiningChannelError {
-                request_id,
-                error_code: str0255(&code)?,
-            };
-            return self
-                .send(
-                    "OpenMiningChannel.Error",
-                    msg,
-                    MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR,
-                    false,
-                )
-                .await;
+        // The extranonce1 last: only a channel that opens takes one.
+        let lease = match refuse {
+            Some(code) => Err(code),
+            None => self
+                .shared
+                .extranonce1()
+                .ok_or("channel-capacity-exhausted"),
+        };
+        let lease = match lease {
+            Ok(lease) => lease,
+            Err(code) => {
+                info!(peer = %self.peer, code, "refusing a mining channel");
+                let code = code.to_string();
+                let msg = OpenMiningChannelError {
+                    request_id,
+                    error_code: str0255(&code)?,
+                };
+                return self
+                    .send(
+                        "OpenMiningChannel.Error",
+                        msg,
+                        MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR,
+                        false,
+                    )
+                    .await;
+            }
         };
         let id = self.next_channel;
         self.next_channel = self.next_channel.wrapping_add(1);
@@ -659,11 +666,9 @@ impl Session {
     /// [`super::session::make_room`] across every channel of the connection: while they
     /// remember `max_shares_per_job` accepted shares, the oldest job held that is older than
     /// the share's (`keep`; job ids grow) is forgotten, never a channel's newest job.
-    fn make_room(&mut self, keep: &str) {
+    fn make_room(&mut self, keep: u32) {
         let max = self.shared.config.max_shares_per_job;
-        let Ok(keep) = keep.parse::<u64>() else {
-            return;
-        };
+        let keep = u64::from(keep);
         let id_of = |j: &SentJob| j.wire_id.parse::<u64>().unwrap_or(u64::MAX);
         let remembered = |c: &Channel| c.sent.iter().map(|j| j.accepted.len()).sum::<usize>();
         let mut total: usize = self.channels.values().map(remembered).sum();
@@ -699,24 +704,19 @@ impl Session {
     ) -> Result<f64, (RejectReason, String, &'static str)> {
         use RejectReason as R;
         let mask = self.version_mask;
-        let Some(ch) = self.channels.get_mut(&channel_id) else {
-            return Err((
+        let no_channel = || {
+            (
                 R::UnknownJob,
-                "no such channel".into(),
+                "no such channel".to_string(),
                 ERROR_CODE_SUBMIT_SHARES_INVALID_CHANNEL_ID,
-            ));
+            )
         };
         let wire = job_id.to_string();
-        if ch.sent.iter().any(|j| j.wire_id == wire) {
-            self.make_room(&wire);
+        let holds_job = self.channels.get(&channel_id).ok_or_else(no_channel)?;
+        if holds_job.sent.iter().any(|j| j.wire_id == wire) {
+            self.make_room(job_id);
         }
-        let Some(ch) = self.channels.get_mut(&channel_id) else {
-            return Err((
-                R::UnknownJob,
-                "no such channel".into(),
-                ERROR_CODE_SUBMIT_SHARES_INVALID_CHANNEL_ID,
-            ));
-        };
+        let ch = self.channels.get_mut(&channel_id).ok_or_else(no_channel)?;
         let Some(sent) = ch.sent.iter_mut().rev().find(|j| j.wire_id == wire) else {
             return Err(if job_id < self.next_job {
                 (

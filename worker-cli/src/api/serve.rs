@@ -3,9 +3,9 @@
 //! slowloris) is closed after [`HEADER_READ_TIMEOUT`]; every connection is closed after
 //! [`CONNECTION_TIME`] (once its request in hand is answered, or [`CLOSE_GRACE`] later), so
 //! one that trickles a body or never reads its answer cannot keep its slot; and at most
-//! [`MAX_CONNECTIONS`] are served at once. Without them, idle connections pile up until the process runs out of file
-//! descriptors, and then the pool connection and the device threads fail with it: the API
-//! must never be able to take the rig down.
+//! [`MAX_CONNECTIONS`] are served at once. Without them, idle connections pile up until the
+//! process runs out of file descriptors, and then the pool connection and the device threads
+//! fail with it: the API must never be able to take the rig down.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,7 +117,11 @@ mod tests {
     async fn server(limits: Limits) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let app = Router::new().route("/", get(|| async { "ok" }));
+        // POST reads its whole body: a client trickling one holds the request open.
+        let app = Router::new().route(
+            "/",
+            get(|| async { "ok" }).post(|body: String| async move { body.len().to_string() }),
+        );
         let open = Arc::new(AtomicUsize::new(0));
         tokio::spawn(serve(l, app, limits, open.clone()));
         (addr, open)
